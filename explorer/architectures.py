@@ -1,0 +1,99 @@
+"""One registry of named architectures (presets, ablations, study toy models) and the single
+door from a user's spec (name, config object, dict or JSON path) to a config."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from explorer.errors import UserError
+from search_spaces.base import ArchConfig, KnobError, arch_id
+from search_spaces.lowformer import LOWFORMER_PRESETS, LowFormerConfig
+from search_spaces.toys import TOY_ARCHITECTURES, TOY_SPACES
+
+#: space name -> config class (``from_dict`` constructor)
+SPACES: dict[str, Any] = {LowFormerConfig.space: LowFormerConfig, **TOY_SPACES}
+
+
+@dataclass(frozen=True)
+class NamedArchitecture:
+    """A registry entry. ``make(resolution)`` returns the config at that resolution
+    (``None``: the entry's default). ``exact`` is False for reconstructions."""
+
+    name: str
+    kind: str  # "preset", "ablation" or "toy"
+    source: str
+    make: Callable[[int | None], ArchConfig]
+    exact: bool = True
+
+
+def _preset_entry(name: str, config: LowFormerConfig, source: str) -> NamedArchitecture:
+    kind = "preset" if name.count("-") == 1 else "ablation"
+    exact = "reconstruction" not in source
+    return NamedArchitecture(
+        name, kind, source, lambda r, c=config: c if r is None else c.with_resolution(r), exact
+    )
+
+
+NAMED_ARCHITECTURES: dict[str, NamedArchitecture] = {
+    **{name: _preset_entry(name, cfg, src) for name, (cfg, src) in LOWFORMER_PRESETS.items()},
+    **{
+        entry.name: NamedArchitecture(entry.name, "toy", entry.source, entry.make, entry.exact)
+        for entry in TOY_ARCHITECTURES
+    },
+}
+
+
+class UnknownArchitectureError(UserError, KeyError):
+    def __init__(self, spec: str):
+        super().__init__(spec)
+        self.spec = spec
+
+    def __str__(self) -> str:
+        return (f"unknown architecture {self.spec!r}: not a named architecture nor a config file. "
+                f"Named ones: {', '.join(NAMED_ARCHITECTURES)}")
+
+
+def config_from_dict(knobs: Mapping[str, Any]) -> ArchConfig:
+    """A config from its JSON form; ``space`` defaults to ``lowformer``."""
+    if not isinstance(knobs, Mapping):
+        raise KnobError("config", knobs, "a JSON object of knobs")
+    space = knobs.get("space", LowFormerConfig.space)
+    if space not in SPACES:
+        raise KnobError("space", space, "one of " + ", ".join(SPACES))
+    return SPACES[space].from_dict(dict(knobs))
+
+
+def resolve(spec: str | Path | ArchConfig | Mapping[str, Any], resolution: int | None = None) -> ArchConfig:
+    """Name, config, dict or path to a config JSON -> config (at ``resolution`` if given)."""
+    if isinstance(spec, ArchConfig):
+        config = spec
+    elif isinstance(spec, Mapping):
+        config = config_from_dict(spec)
+    elif isinstance(spec, str) and spec in NAMED_ARCHITECTURES:
+        return NAMED_ARCHITECTURES[spec].make(resolution)
+    elif Path(spec).is_file():
+        try:
+            knobs = json.loads(Path(spec).read_text())
+        except json.JSONDecodeError as err:
+            raise KnobError("config", str(spec), f"a JSON file ({err})") from None
+        config = config_from_dict(knobs)
+    else:
+        raise UnknownArchitectureError(str(spec))
+    return config if resolution is None else config.with_resolution(resolution)
+
+
+def name_of(config: ArchConfig) -> str | None:
+    """The registry name of a config at its own resolution, if it is a named architecture."""
+    target = arch_id(config)
+    for entry in NAMED_ARCHITECTURES.values():
+        try:
+            candidate = entry.make(config.resolution)
+        except KnobError:  # the entry does not exist at this resolution
+            continue
+        if arch_id(candidate) == target:
+            return entry.name
+    return None

@@ -1,0 +1,50 @@
+"""The ``explorer`` command: a thin argparse layer; every command calls one library function.
+
+Each command group lives in its own module with a ``register(subparsers)`` function that adds
+its parsers and sets ``handler`` (a function of the parsed args returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rich.console import Console
+
+from explorer.cli.common import fail
+from explorer.errors import UserError
+from search_spaces.base import KnobError
+
+COMMAND_MODULES = ("space", "measure", "remote", "predict", "proxy")  # each group adds its module name here when it lands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="explorer",
+        description="Hardware-aware design-space explorer for efficient vision backbones.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"explorer.cli.{module}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (KnobError, UserError) as err:
+        return fail(str(err))
+    except BrokenPipeError:
+        sys.stderr.close()  # output piped into e.g. `head`: not an error
+        return 0
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted; finished work is saved, re-run the command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""``explorer space``: named architectures, one architecture's breakdown, sampling, ONNX export."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.table import Table
+
+from explorer import space
+from explorer.cli.common import add_json, console, print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("space", help="the design space: presets, breakdowns, samples, ONNX")
+    commands = parser.add_subparsers(dest="space_command", metavar="SUBCOMMAND")
+    commands.required = True
+
+    presets = commands.add_parser("presets", help="named architectures: presets, ablations, study toy models")
+    presets.add_argument("--kind", choices=("preset", "ablation", "toy"), action="append",
+                         help="only these kinds (repeatable)")
+    add_json(presets)
+    presets.set_defaults(handler=_presets)
+
+    show = commands.add_parser("show", help="stages, params, MACs and op classes of one architecture")
+    show.add_argument("spec", metavar="NAME|CONFIG.json")
+    show.add_argument("--resolution", type=int, default=None, help="input side (feature-map side for toys)")
+    add_json(show)
+    show.set_defaults(handler=_show)
+
+    sample = commands.add_parser("sample", help="random valid configs as JSON lines")
+    sample.add_argument("--n", type=int, default=10)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--resolution", type=int, default=224)
+    sample.set_defaults(handler=_sample)
+
+    onnx = commands.add_parser("export-onnx", help="ONNX file, checked against PyTorch")
+    onnx.add_argument("spec", metavar="NAME|CONFIG.json")
+    onnx.add_argument("-o", "--output", required=True)
+    onnx.add_argument("--resolution", type=int, default=None)
+    onnx.add_argument("--opset", type=int, default=17)
+    onnx.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
+    add_json(onnx)
+    onnx.set_defaults(handler=_export_onnx)
+
+
+def _presets(args: argparse.Namespace) -> int:
+    summaries = space.list_named(tuple(args.kind) if args.kind else ("preset", "ablation", "toy"))
+    if args.json:
+        print_json([s.to_json() for s in summaries])
+        return 0
+    table = Table(title="Named architectures (params and MACs computed from the config; MACs: paper convention)")
+    for column in ("name", "kind", "res", "params (M)", "MACs (M)", "arch id", "source"):
+        table.add_column(column, justify="right" if column in ("res", "params (M)", "MACs (M)") else "left")
+    for s in summaries:
+        source = s.source if s.exact else f"{s.source} [reconstruction]"
+        table.add_row(s.name, s.kind, str(s.resolution), f"{s.params / 1e6:.3f}", f"{s.macs / 1e6:.2f}",
+                      s.arch_id, source)
+    console.print(table)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    info = space.describe(args.spec, args.resolution)
+    if args.json:
+        print_json(info)
+        return 0
+    title = f"{info['name'] or 'config'} ({info['space']}, {info['resolution']} px)  arch id {info['arch_id']}"
+    stages = Table(title=title)
+    for column in ("stage", "in", "out", "params", "MACs (M)", "ops"):
+        stages.add_column(column, justify="left" if column in ("stage", "in", "out") else "right")
+    for s in info["stages"]:
+        stages.add_row(s["stage"], "x".join(map(str, s["in_shape"])), "x".join(map(str, s["out_shape"])),
+                       f"{s['params']:,}", f"{s['macs'] / 1e6:.3f}", str(s["ops"]))
+    stages.add_row("total", "", "", f"{info['params']:,}", f"{info['macs'] / 1e6:.3f}", "", style="bold")
+    console.print(stages)
+    classes = Table(title="Op classes")
+    for column in ("class", "ops", "MACs (M)", "MAC share", "params", "MB moved"):
+        classes.add_column(column, justify="left" if column == "class" else "right")
+    for name, agg in info["op_classes"].items():
+        share = agg["macs"] / info["macs"] if info["macs"] else 0.0
+        classes.add_row(name, str(agg["ops"]), f"{agg['macs'] / 1e6:.3f}", f"{share:.1%}", f"{agg['params']:,}",
+                        f"{agg['bytes'] / 1e6:.1f}")
+    console.print(classes)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    for line in space.sample_lines(args.n, args.seed, args.resolution):
+        sys.stdout.write(line + "\n")
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    result = space.export(args.spec, args.output, args.resolution, args.opset, check=not args.no_check)
+    if args.json:
+        print_json(result)
+    else:
+        check = f", max |ORT - PyTorch| = {result['max_abs_difference']:.2e}" if "max_abs_difference" in result else ""
+        console.print(f"wrote {result['path']} (opset {result['opset']}, arch id {result['arch_id']}{check})")
+    return 0

@@ -1,0 +1,58 @@
+"""ONNX export of any architecture, checked against PyTorch with ONNX Runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from search_spaces.base import ArchConfig
+
+DEFAULT_OPSET = 17
+
+
+def export_onnx(config: ArchConfig, path: str | Path, *, opset: int = DEFAULT_OPSET,
+                model: torch.nn.Module | None = None, dynamic_batch: bool = True) -> Path:
+    """Write ``config`` (or an already built ``model`` of it) to ``path`` as ONNX.
+
+    Input "input" (N, C, H, W) with a dynamic batch axis, output "output". Uses the TorchScript
+    exporter: about 4x faster than the dynamo one here and equally exact for these models.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = config.build() if model is None else model.eval()
+    example = torch.zeros(config.input_shape(1))
+    axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), str(path), opset_version=opset, dynamo=False,
+                          input_names=["input"], output_names=["output"], dynamic_axes=axes,
+                          do_constant_folding=True)
+    return path
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def max_abs_difference(config: ArchConfig, path: str | Path, *, model: torch.nn.Module, seed: int = 0) -> float:
+    """Largest |ONNX Runtime - PyTorch| on a seeded random input: the export check.
+
+    ``model`` must be the module the file was exported from (a fresh build has new weights).
+    """
+    import onnxruntime as ort
+
+    model = model.eval()
+    x = torch.randn(config.input_shape(1), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x.numpy()})[0]
+    return float(np.max(np.abs(got - expected)))

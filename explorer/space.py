@@ -1,0 +1,93 @@
+"""Summaries of architectures for people and scripts: the library behind ``explorer space``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from explorer.architectures import NAMED_ARCHITECTURES, name_of, resolve
+from explorer.onnx_export import DEFAULT_OPSET, export_onnx, max_abs_difference
+from search_spaces.base import ArchConfig, arch_id
+from search_spaces.lowformer.sampling import sample_configs
+
+
+@dataclass(frozen=True)
+class ArchitectureSummary:
+    """What ``space presets`` and ``space show`` print about one architecture."""
+
+    arch_id: str
+    name: str | None
+    space: str
+    resolution: int
+    params: int
+    macs: int
+    source: str | None = None
+    kind: str | None = None
+    exact: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "arch_id": self.arch_id, "name": self.name, "space": self.space, "kind": self.kind,
+            "resolution": self.resolution, "params": self.params, "macs": self.macs,
+            "macs_m": round(self.macs / 1e6, 2), "params_m": round(self.params / 1e6, 3),
+            "source": self.source, "exact": self.exact,
+        }
+
+
+def summarize(config: ArchConfig, name: str | None = None) -> ArchitectureSummary:
+    table = config.op_table()
+    entry = NAMED_ARCHITECTURES.get(name) if name else None
+    return ArchitectureSummary(
+        arch_id=arch_id(config), name=name, space=config.space, resolution=config.resolution,
+        params=table.params, macs=table.macs,
+        source=entry.source if entry else None, kind=entry.kind if entry else None,
+        exact=entry.exact if entry else True,
+    )
+
+
+def list_named(kinds: tuple[str, ...] = ("preset", "ablation", "toy")) -> list[ArchitectureSummary]:
+    """Every named architecture at its default resolution."""
+    return [summarize(entry.make(None), entry.name) for entry in NAMED_ARCHITECTURES.values()
+            if entry.kind in kinds]
+
+
+def describe(spec: str | Path | ArchConfig, resolution: int | None = None) -> dict[str, Any]:
+    """Stage table, per-stage params/MACs and op-class breakdown of one architecture."""
+    config = resolve(spec, resolution)
+    name = spec if isinstance(spec, str) and spec in NAMED_ARCHITECTURES else name_of(config)
+    table = config.op_table()
+    stages = []
+    for stage, agg in table.by_stage().items():
+        rows = [r for r in table.rows if r.stage == stage]
+        stages.append({
+            "stage": stage, "params": agg["params"], "macs": agg["macs"], "ops": agg["ops"],
+            "in_shape": list(rows[0].in_shape), "out_shape": list(rows[-1].out_shape),
+        })
+    return {
+        **summarize(config, name).to_json(),
+        "config": config.to_dict(),
+        "stages": stages,
+        "op_classes": {k: v for k, v in table.by_class().items() if v["ops"]},
+    }
+
+
+def sample_lines(n: int, seed: int, resolution: int = 224) -> Iterator[str]:
+    """JSON lines of random valid configs, each with its architecture id."""
+    for config in sample_configs(n, seed, resolution):
+        yield json.dumps({"arch_id": arch_id(config), "space": config.space, **config.to_dict()},
+                         sort_keys=True)
+
+
+def export(spec: str | Path | ArchConfig, path: str | Path, resolution: int | None = None,
+           opset: int = DEFAULT_OPSET, check: bool = True) -> dict[str, Any]:
+    """Export to ONNX and check the file against PyTorch with ONNX Runtime."""
+    config = resolve(spec, resolution)
+    model = config.build()
+    out = export_onnx(config, path, opset=opset, model=model)
+    result: dict[str, Any] = {"arch_id": arch_id(config), "path": str(out), "opset": opset}
+    if check:
+        result["max_abs_difference"] = max_abs_difference(config, out, model=model)
+    return result

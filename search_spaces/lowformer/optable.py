@@ -1,0 +1,196 @@
+"""Analytic op table of a LowFormer config, mirroring ``network.py`` op by op.
+
+Blocks are produced by cached pure functions keyed on their hyper-parameters: the identical
+blocks of a stage, and the many configs of a search that share blocks, reuse the same rows.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from search_spaces import optable as ops
+from search_spaces.lowformer import rules
+from search_spaces.lowformer.config import LowFormerConfig, TransformerStage
+from search_spaces.optable import Block, OpRow, OpTable
+
+Rows = tuple[OpRow, ...]
+CACHE_SIZE = 1 << 16
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _conv_layer(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, h: int, w: int,
+                groups: int = 1, bias: bool = False, norm: bool = True, act: bool = True) -> tuple[Rows, int, int]:
+    conv = ops.conv(stage, _join(name, "conv"), c_in, c_out, kernel, stride, h, w, groups, bias)
+    rows = [conv]
+    out = conv.out_shape
+    if norm:
+        rows.append(ops.norm(stage, _join(name, "norm"), out))
+    if act:
+        rows.append(ops.activation(stage, _join(name, "act"), out))
+    return tuple(rows), out[1], out[2]
+
+
+def conv_block_rows(stage: str, name: str, c_in: int, c_out: int, stride: int, mid: int, h: int, w: int,
+                    unfused: bool, residual: bool, local: bool = False) -> Rows:
+    """Fused MBConv (``local``: with the redundant bias) or MBConv (``local``: bias, no BN)."""
+    if unfused:
+        a, h1, w1 = _conv_layer(stage, _join(name, "inverted_conv"), c_in, mid, 1, 1, h, w, bias=local, norm=False)
+        b, h2, w2 = _conv_layer(stage, _join(name, "depth_conv"), mid, mid, 3, stride, h1, w1, groups=mid,
+                                bias=local, norm=False)
+        c, h3, w3 = _conv_layer(stage, _join(name, "point_conv"), mid, c_out, 1, 1, h2, w2, act=False)
+        rows = a + b + c
+    else:
+        a, h1, w1 = _conv_layer(stage, _join(name, "spatial_conv"), c_in, mid, 3, stride, h, w, bias=local)
+        b, h3, w3 = _conv_layer(stage, _join(name, "point_conv"), mid, c_out, 1, 1, h1, w1, act=False)
+        rows = a + b
+    if residual:
+        rows += (ops.add(stage, _join(name, "residual"), (c_out, h3, w3)),)
+    return rows
+
+
+def _upsampling(stage: str, name: str, c_in: int, c_out: int, stride: int, h: int, w: int, groups: int) -> OpRow:
+    kernel, tstride, padding = rules.transposed_geometry(stride)
+    return ops.conv_transpose(stage, name, c_in, c_out, kernel, tstride, padding, h, w, groups=groups)
+
+
+def _lowtention(stage: str, name: str, c: int, h: int, w: int, cfg: TransformerStage, unfused: bool) -> Rows:
+    heads, dim = cfg.heads_and_dim(c)
+    inner = heads * dim
+    reduce = ops.conv(stage, _join(name, "conv_proj.conv"), c, c, cfg.attention_kernel, cfg.attention_stride,
+                      h, w, groups=c)
+    _, hr, wr = reduce.out_shape
+    rows = [reduce, ops.norm(stage, _join(name, "conv_proj.norm"), reduce.out_shape),
+            ops.conv(stage, _join(name, "pwise"), c, 3 * inner, 1, 1, hr, wr)]
+    rows += ops.attention(stage, _join(name, "sdpa"), heads, hr * wr, hr * wr, dim)
+    if unfused:
+        rows.append(ops.conv(stage, _join(name, "o_proj"), inner, c, 1, 1, hr, wr, bias=True))
+        rows.append(_upsampling(stage, _join(name, "upsampling"), c, c, cfg.attention_stride, hr, wr, groups=c))
+    else:
+        rows.append(_upsampling(stage, _join(name, "upsampling"), inner, c, cfg.attention_stride, hr, wr, groups=1))
+    return tuple(rows)
+
+
+def _mhsa(stage: str, name: str, c: int, h: int, w: int, cfg: TransformerStage) -> Rows:
+    heads, dim = cfg.heads_and_dim(c)
+    inner = heads * dim
+    rows: list[OpRow] = []
+    hr, wr = h, w
+    if cfg.attention_stride > 1:
+        reduce = ops.conv(stage, _join(name, "reduction.conv"), c, c, cfg.attention_kernel, cfg.attention_stride,
+                          h, w, groups=c)
+        _, hr, wr = reduce.out_shape
+        rows += [reduce, ops.norm(stage, _join(name, "reduction.norm"), reduce.out_shape)]
+    rows += [ops.conv(stage, _join(name, p), c, inner, 1, 1, hr, wr) for p in "qkv"]
+    rows += ops.attention(stage, _join(name, "sdpa"), heads, hr * wr, hr * wr, dim)
+    rows.append(ops.conv(stage, _join(name, "o"), inner, c, 1, 1, hr, wr, bias=True))
+    if cfg.attention_stride > 1:
+        rows.append(_upsampling(stage, _join(name, "upsampling"), c, c, cfg.attention_stride, hr, wr, groups=c))
+    return tuple(rows)
+
+
+def _lite_mla(stage: str, name: str, c: int, h: int, w: int, cfg: TransformerStage) -> Rows:
+    heads, dim = cfg.heads_and_dim(c)
+    total = 3 * heads * dim
+    groups, tokens = 2 * heads, h * w
+    rows = [
+        ops.conv(stage, _join(name, "qkv.conv"), c, total, 1, 1, h, w),
+        ops.conv(stage, _join(name, "aggreg.0"), total, total, cfg.attention_kernel, 1, h, w, groups=total),
+        ops.conv(stage, _join(name, "aggreg.1"), total, total, 1, 1, h, w, groups=3 * heads),
+        ops.activation(stage, _join(name, "relu_q"), (groups, tokens, dim)),
+        ops.activation(stage, _join(name, "relu_k"), (groups, tokens, dim)),
+        ops.matmul(stage, _join(name, "kv"), groups, dim, tokens, dim + 1),
+        ops.matmul(stage, _join(name, "out"), groups, tokens, dim, dim + 1),
+        ops.conv(stage, _join(name, "proj.conv"), 2 * heads * dim, c, 1, 1, h, w),
+        ops.norm(stage, _join(name, "proj.norm"), (c, h, w)),
+    ]
+    return tuple(rows)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def conv_block(stage: str, c_in: int, c_out: int, stride: int, mid: int, h: int, w: int, unfused: bool,
+               residual: bool) -> Block:
+    """A stem, stage or downsampling block (see ``conv_block_rows``)."""
+    return Block(conv_block_rows(stage, "", c_in, c_out, stride, mid, h, w, unfused, residual))
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def lowformer_block(stage: str, c: int, h: int, w: int, cfg: TransformerStage, fused_local: bool,
+                    expansion: int, unfused: bool) -> Block:
+    return Block(_lowformer_block_rows(stage, c, h, w, cfg, fused_local, expansion, unfused))
+
+
+def _lowformer_block_rows(stage: str, c: int, h: int, w: int, cfg: TransformerStage, fused_local: bool,
+                          expansion: int, unfused: bool) -> Rows:
+    name = ""
+    shape = (c, h, w)
+    rows: list[OpRow] = []
+    if cfg.has_attention:
+        if cfg.attention_prenorm:
+            rows.append(ops.norm(stage, _join(name, "attention_norm"), shape))
+        if cfg.attention == "lowtention":
+            rows += _lowtention(stage, _join(name, "attention"), c, h, w, cfg, unfused)
+        elif cfg.attention == "mhsa":
+            rows += _mhsa(stage, _join(name, "attention"), c, h, w, cfg)
+        else:
+            rows += _lite_mla(stage, _join(name, "attention"), c, h, w, cfg)
+        rows.append(ops.add(stage, _join(name, "attention_residual"), shape))
+    if cfg.mlp:
+        hidden = c * cfg.mlp_ratio
+        rows += [
+            ops.norm(stage, _join(name, "mlp_norm"), shape),
+            ops.conv(stage, _join(name, "mlp.fc1"), c, hidden, 1, 1, h, w, bias=True),
+            ops.activation(stage, _join(name, "mlp.act"), (hidden, h, w)),
+            ops.conv(stage, _join(name, "mlp.fc2"), hidden, c, 1, 1, h, w, bias=True),
+            ops.add(stage, _join(name, "mlp_residual"), shape),
+        ]
+    mid = rules.expanded(c, expansion)
+    rows += conv_block_rows(stage, _join(name, "local"), c, c, 1, mid, h, w, unfused=not fused_local,
+                            residual=True, local=True)
+    return tuple(rows)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def head(c_in: int, h: int, w: int, widths: tuple[int, ...], num_classes: int) -> Block:
+    w0, w1 = widths
+    conv, _, _ = _conv_layer("head", "conv", c_in, w0, 1, 1, h, w)
+    return Block(conv + (
+        ops.pool("head", "pool", (w0, h, w)),
+        ops.linear("head", "fc", w0, w1, bias=False),
+        ops.norm("head", "fc_norm", (w1,)),
+        ops.activation("head", "fc_act", (w1,)),
+        ops.linear("head", "classifier", w1, num_classes, bias=True),
+    ))
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def stem(c0: int, resolution: int) -> tuple[Block, int, int]:
+    rows, h, w = _conv_layer("stage0", "", 3, c0, 3, 2, resolution, resolution)
+    return Block(rows), h, w
+
+
+def lowformer_op_table(config: LowFormerConfig) -> OpTable:
+    widths, depths, unfused = config.widths, config.depths, config.unfused
+    c0 = widths[0]
+    stem_block, h, w = stem(c0, config.resolution)
+    blocks: list[tuple[str, Block]] = [("stage0.stem", stem_block)]
+    stem_mid = rules.expanded(c0, config.stem_expansion)
+    blocks += [(f"stage0.{j}", conv_block("stage0", c0, c0, 1, stem_mid, h, w, unfused, True))
+               for j in range(depths[0])]
+    for i in (1, 2, 3, 4):
+        stage = f"stage{i}"
+        c_in, c = widths[i - 1], widths[i]
+        down_mid = rules.expanded(c_in, config.downsample_expansion)
+        blocks.append((f"{stage}.0", conv_block(stage, c_in, c, 2, down_mid, h, w, unfused, False)))
+        h, w = rules.stride2_side(h), rules.stride2_side(w)
+        if i <= 2:
+            block = conv_block(stage, c, c, 1, rules.expanded(c, config.block_expansion), h, w, unfused, True)
+            blocks += [(f"{stage}.{j}", block) for j in range(1, depths[i])]
+        else:
+            block = lowformer_block(stage, c, h, w, config.stage(i), config.local_fused(c),
+                                    config.block_expansion, unfused)
+            blocks += [(f"{stage}.{j}", block) for j in range(1, depths[i] + 1)]
+    blocks.append(("head", head(widths[4], h, w, config.head_widths, config.num_classes)))
+    return OpTable(blocks=blocks)
