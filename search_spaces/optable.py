@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+import math
+
 import numpy as np
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -60,18 +62,16 @@ class OpRow(NamedTuple):
     bytes_written: int
 
 
-def _numel(shape: Shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+_make_row = OpRow._make  # positional construction from a tuple: cheaper than keywords on this hot path
+
+_numel = math.prod
 
 
 def _row(stage: str, name: str, op_class: str, in_shape: Shape, out_shape: Shape, macs: int,
          params: int, extra_read: int = 0) -> OpRow:
     read = (_numel(in_shape) + params + extra_read) * BYTES_PER_ELEMENT
-    return OpRow(stage, name, op_class, in_shape, out_shape, macs, params, read,
-                 _numel(out_shape) * BYTES_PER_ELEMENT)
+    return _make_row((stage, name, op_class, in_shape, out_shape, macs, params, read,
+                      _numel(out_shape) * BYTES_PER_ELEMENT))
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -91,6 +91,19 @@ def conv(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int,
         op_class = GROUPED_CONV
     return _row(stage, name, op_class, (c_in, h, w), (c_out, ho, wo), weights * ho * wo,
                 weights + (c_out if bias else 0))
+
+
+def conv_layer(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, h: int, w: int,
+               groups: int = 1, bias: bool = False, has_norm: bool = True, has_act: bool = True) -> tuple[OpRow, ...]:
+    """Rows of a ``ConvLayer``: conv, optional BatchNorm, optional activation; names relative to ``name``."""
+    prefix = f"{name}." if name else ""
+    first = conv(stage, f"{prefix}conv", c_in, c_out, kernel, stride, h, w, groups, bias)
+    rows = [first]
+    if has_norm:
+        rows.append(norm(stage, f"{prefix}norm", first.out_shape))
+    if has_act:
+        rows.append(activation(stage, f"{prefix}act", first.out_shape))
+    return tuple(rows)
 
 
 def conv_transpose(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int,
@@ -157,12 +170,16 @@ class Block:
 
     def __init__(self, rows: Iterable[OpRow]):
         self.rows: tuple[OpRow, ...] = tuple(rows)
-        self.macs = sum(r.macs for r in self.rows)
-        self.params = sum(r.params for r in self.rows)
-        matrix = np.zeros((len(OP_CLASSES), 4), dtype=np.float64)
+        cells = [[0, 0, 0, 0] for _ in OP_CLASSES]
         for r in self.rows:
-            cell = matrix[OP_CLASS_INDEX[r.op_class]]
-            cell += (r.macs, r.params, r.bytes_read + r.bytes_written, 1)
+            cell = cells[OP_CLASS_INDEX[r.op_class]]
+            cell[0] += r.macs
+            cell[1] += r.params
+            cell[2] += r.bytes_read + r.bytes_written
+            cell[3] += 1
+        self.macs = sum(cell[0] for cell in cells)
+        self.params = sum(cell[1] for cell in cells)
+        matrix = np.array(cells, dtype=np.float64)
         matrix.flags.writeable = False
         self.matrix = matrix
 
@@ -221,7 +238,10 @@ class OpTable:
 
     def class_matrix(self) -> np.ndarray:
         """(len(OP_CLASSES), 4) array of MACs, params, bytes and op count per class."""
-        return sum((block.matrix for _, block in self.blocks), np.zeros((len(OP_CLASSES), 4)))
+        out = np.zeros((len(OP_CLASSES), 4))
+        for _, block in self.blocks:
+            out += block.matrix
+        return out
 
     def to_records(self) -> list[dict]:
         return [r._asdict() for r in self.rows]

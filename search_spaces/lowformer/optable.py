@@ -17,37 +17,28 @@ Rows = tuple[OpRow, ...]
 CACHE_SIZE = 1 << 16
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
 def _conv_layer(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, h: int, w: int,
                 groups: int = 1, bias: bool = False, norm: bool = True, act: bool = True) -> tuple[Rows, int, int]:
-    conv = ops.conv(stage, _join(name, "conv"), c_in, c_out, kernel, stride, h, w, groups, bias)
-    rows = [conv]
-    out = conv.out_shape
-    if norm:
-        rows.append(ops.norm(stage, _join(name, "norm"), out))
-    if act:
-        rows.append(ops.activation(stage, _join(name, "act"), out))
-    return tuple(rows), out[1], out[2]
+    rows = ops.conv_layer(stage, name, c_in, c_out, kernel, stride, h, w, groups, bias, norm, act)
+    _, ho, wo = rows[0].out_shape
+    return rows, ho, wo
 
 
-def conv_block_rows(stage: str, name: str, c_in: int, c_out: int, stride: int, mid: int, h: int, w: int,
-                    unfused: bool, residual: bool, local: bool = False) -> Rows:
+def _conv_block_rows(stage: str, c_in: int, c_out: int, stride: int, mid: int, h: int, w: int,
+                     unfused: bool, residual: bool, local: bool) -> Rows:
     """Fused MBConv (``local``: with the redundant bias) or MBConv (``local``: bias, no BN)."""
     if unfused:
-        a, h1, w1 = _conv_layer(stage, _join(name, "inverted_conv"), c_in, mid, 1, 1, h, w, bias=local, norm=False)
-        b, h2, w2 = _conv_layer(stage, _join(name, "depth_conv"), mid, mid, 3, stride, h1, w1, groups=mid,
+        a, h1, w1 = _conv_layer(stage, "inverted_conv", c_in, mid, 1, 1, h, w, bias=local, norm=False)
+        b, h2, w2 = _conv_layer(stage, "depth_conv", mid, mid, 3, stride, h1, w1, groups=mid,
                                 bias=local, norm=False)
-        c, h3, w3 = _conv_layer(stage, _join(name, "point_conv"), mid, c_out, 1, 1, h2, w2, act=False)
+        c, h3, w3 = _conv_layer(stage, "point_conv", mid, c_out, 1, 1, h2, w2, act=False)
         rows = a + b + c
     else:
-        a, h1, w1 = _conv_layer(stage, _join(name, "spatial_conv"), c_in, mid, 3, stride, h, w, bias=local)
-        b, h3, w3 = _conv_layer(stage, _join(name, "point_conv"), mid, c_out, 1, 1, h1, w1, act=False)
+        a, h1, w1 = _conv_layer(stage, "spatial_conv", c_in, mid, 3, stride, h, w, bias=local)
+        b, h3, w3 = _conv_layer(stage, "point_conv", mid, c_out, 1, 1, h1, w1, act=False)
         rows = a + b
     if residual:
-        rows += (ops.add(stage, _join(name, "residual"), (c_out, h3, w3)),)
+        rows += (ops.add(stage, "residual", (c_out, h3, w3)),)
     return rows
 
 
@@ -56,100 +47,103 @@ def _upsampling(stage: str, name: str, c_in: int, c_out: int, stride: int, h: in
     return ops.conv_transpose(stage, name, c_in, c_out, kernel, tstride, padding, h, w, groups=groups)
 
 
-def _lowtention(stage: str, name: str, c: int, h: int, w: int, cfg: TransformerStage, unfused: bool) -> Rows:
-    heads, dim = cfg.heads_and_dim(c)
+def _lowtention(stage: str, c: int, h: int, w: int, heads: int, dim: int, stride: int, kernel: int,
+                unfused: bool) -> Rows:
     inner = heads * dim
-    reduce = ops.conv(stage, _join(name, "conv_proj.conv"), c, c, cfg.attention_kernel, cfg.attention_stride,
-                      h, w, groups=c)
+    reduce = ops.conv(stage, "attention.conv_proj.conv", c, c, kernel, stride, h, w, groups=c)
     _, hr, wr = reduce.out_shape
-    rows = [reduce, ops.norm(stage, _join(name, "conv_proj.norm"), reduce.out_shape),
-            ops.conv(stage, _join(name, "pwise"), c, 3 * inner, 1, 1, hr, wr)]
-    rows += ops.attention(stage, _join(name, "sdpa"), heads, hr * wr, hr * wr, dim)
+    rows = [reduce, ops.norm(stage, "attention.conv_proj.norm", reduce.out_shape),
+            ops.conv(stage, "attention.pwise", c, 3 * inner, 1, 1, hr, wr)]
+    rows += ops.attention(stage, "attention.sdpa", heads, hr * wr, hr * wr, dim)
     if unfused:
-        rows.append(ops.conv(stage, _join(name, "o_proj"), inner, c, 1, 1, hr, wr, bias=True))
-        rows.append(_upsampling(stage, _join(name, "upsampling"), c, c, cfg.attention_stride, hr, wr, groups=c))
+        rows.append(ops.conv(stage, "attention.o_proj", inner, c, 1, 1, hr, wr, bias=True))
+        rows.append(_upsampling(stage, "attention.upsampling", c, c, stride, hr, wr, groups=c))
     else:
-        rows.append(_upsampling(stage, _join(name, "upsampling"), inner, c, cfg.attention_stride, hr, wr, groups=1))
+        rows.append(_upsampling(stage, "attention.upsampling", inner, c, stride, hr, wr, groups=1))
     return tuple(rows)
 
 
-def _mhsa(stage: str, name: str, c: int, h: int, w: int, cfg: TransformerStage) -> Rows:
-    heads, dim = cfg.heads_and_dim(c)
+def _mhsa(stage: str, c: int, h: int, w: int, heads: int, dim: int, stride: int, kernel: int) -> Rows:
     inner = heads * dim
     rows: list[OpRow] = []
     hr, wr = h, w
-    if cfg.attention_stride > 1:
-        reduce = ops.conv(stage, _join(name, "reduction.conv"), c, c, cfg.attention_kernel, cfg.attention_stride,
-                          h, w, groups=c)
+    if stride > 1:
+        reduce = ops.conv(stage, "attention.reduction.conv", c, c, kernel, stride, h, w, groups=c)
         _, hr, wr = reduce.out_shape
-        rows += [reduce, ops.norm(stage, _join(name, "reduction.norm"), reduce.out_shape)]
-    rows += [ops.conv(stage, _join(name, p), c, inner, 1, 1, hr, wr) for p in "qkv"]
-    rows += ops.attention(stage, _join(name, "sdpa"), heads, hr * wr, hr * wr, dim)
-    rows.append(ops.conv(stage, _join(name, "o"), inner, c, 1, 1, hr, wr, bias=True))
-    if cfg.attention_stride > 1:
-        rows.append(_upsampling(stage, _join(name, "upsampling"), c, c, cfg.attention_stride, hr, wr, groups=c))
+        rows += [reduce, ops.norm(stage, "attention.reduction.norm", reduce.out_shape)]
+    rows += [ops.conv(stage, f"attention.{p}", c, inner, 1, 1, hr, wr) for p in "qkv"]
+    rows += ops.attention(stage, "attention.sdpa", heads, hr * wr, hr * wr, dim)
+    rows.append(ops.conv(stage, "attention.o", inner, c, 1, 1, hr, wr, bias=True))
+    if stride > 1:
+        rows.append(_upsampling(stage, "attention.upsampling", c, c, stride, hr, wr, groups=c))
     return tuple(rows)
 
 
-def _lite_mla(stage: str, name: str, c: int, h: int, w: int, cfg: TransformerStage) -> Rows:
-    heads, dim = cfg.heads_and_dim(c)
+def _lite_mla(stage: str, c: int, h: int, w: int, heads: int, dim: int, kernel: int) -> Rows:
     total = 3 * heads * dim
     groups, tokens = 2 * heads, h * w
-    rows = [
-        ops.conv(stage, _join(name, "qkv.conv"), c, total, 1, 1, h, w),
-        ops.conv(stage, _join(name, "aggreg.0"), total, total, cfg.attention_kernel, 1, h, w, groups=total),
-        ops.conv(stage, _join(name, "aggreg.1"), total, total, 1, 1, h, w, groups=3 * heads),
-        ops.activation(stage, _join(name, "relu_q"), (groups, tokens, dim)),
-        ops.activation(stage, _join(name, "relu_k"), (groups, tokens, dim)),
-        ops.matmul(stage, _join(name, "kv"), groups, dim, tokens, dim + 1),
-        ops.matmul(stage, _join(name, "out"), groups, tokens, dim, dim + 1),
-        ops.conv(stage, _join(name, "proj.conv"), 2 * heads * dim, c, 1, 1, h, w),
-        ops.norm(stage, _join(name, "proj.norm"), (c, h, w)),
-    ]
-    return tuple(rows)
+    return (
+        ops.conv(stage, "attention.qkv.conv", c, total, 1, 1, h, w),
+        ops.conv(stage, "attention.aggreg.0", total, total, kernel, 1, h, w, groups=total),
+        ops.conv(stage, "attention.aggreg.1", total, total, 1, 1, h, w, groups=3 * heads),
+        ops.activation(stage, "attention.relu_q", (groups, tokens, dim)),
+        ops.activation(stage, "attention.relu_k", (groups, tokens, dim)),
+        ops.matmul(stage, "attention.kv", groups, dim, tokens, dim + 1),
+        ops.matmul(stage, "attention.out", groups, tokens, dim, dim + 1),
+        ops.conv(stage, "attention.proj.conv", 2 * heads * dim, c, 1, 1, h, w),
+        ops.norm(stage, "attention.proj.norm", (c, h, w)),
+    )
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def attention_block(stage: str, c: int, h: int, w: int, kind: str, heads: int, dim: int, stride: int,
+                    kernel: int, prenorm: bool, unfused: bool) -> Block:
+    """The residual token mixer of a LowFormer block (keyed on what changes its ops only)."""
+    shape = (c, h, w)
+    rows: list[OpRow] = [ops.norm(stage, "attention_norm", shape)] if prenorm else []
+    if kind == "lowtention":
+        rows += _lowtention(stage, c, h, w, heads, dim, stride, kernel, unfused)
+    elif kind == "mhsa":
+        rows += _mhsa(stage, c, h, w, heads, dim, stride, kernel)
+    else:
+        rows += _lite_mla(stage, c, h, w, heads, dim, kernel)
+    rows.append(ops.add(stage, "attention_residual", shape))
+    return Block(rows)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def mlp_block(stage: str, c: int, h: int, w: int, ratio: int) -> Block:
+    shape, hidden = (c, h, w), c * ratio
+    return Block((
+        ops.norm(stage, "mlp_norm", shape),
+        ops.conv(stage, "mlp.fc1", c, hidden, 1, 1, h, w, bias=True),
+        ops.activation(stage, "mlp.act", (hidden, h, w)),
+        ops.conv(stage, "mlp.fc2", hidden, c, 1, 1, h, w, bias=True),
+        ops.add(stage, "mlp_residual", shape),
+    ))
 
 
 @lru_cache(maxsize=CACHE_SIZE)
 def conv_block(stage: str, c_in: int, c_out: int, stride: int, mid: int, h: int, w: int, unfused: bool,
-               residual: bool) -> Block:
-    """A stem, stage or downsampling block (see ``conv_block_rows``)."""
-    return Block(conv_block_rows(stage, "", c_in, c_out, stride, mid, h, w, unfused, residual))
+               residual: bool, local: bool = False) -> Block:
+    """A stem, stage or downsampling block: fused MBConv, or MBConv when ``unfused``; ``local``:
+    the LowFormer block's local module (fused with the redundant bias, or MBConv with bias, no BN)."""
+    return Block(_conv_block_rows(stage, c_in, c_out, stride, mid, h, w, unfused, residual, local))
 
 
-@lru_cache(maxsize=CACHE_SIZE)
 def lowformer_block(stage: str, c: int, h: int, w: int, cfg: TransformerStage, fused_local: bool,
-                    expansion: int, unfused: bool) -> Block:
-    return Block(_lowformer_block_rows(stage, c, h, w, cfg, fused_local, expansion, unfused))
-
-
-def _lowformer_block_rows(stage: str, c: int, h: int, w: int, cfg: TransformerStage, fused_local: bool,
-                          expansion: int, unfused: bool) -> Rows:
-    name = ""
-    shape = (c, h, w)
-    rows: list[OpRow] = []
+                    expansion: int, unfused: bool) -> tuple[tuple[str, Block], ...]:
+    """(suffix, block) parts of one LowFormer block: attention, MLP and local module."""
+    parts = []
     if cfg.has_attention:
-        if cfg.attention_prenorm:
-            rows.append(ops.norm(stage, _join(name, "attention_norm"), shape))
-        if cfg.attention == "lowtention":
-            rows += _lowtention(stage, _join(name, "attention"), c, h, w, cfg, unfused)
-        elif cfg.attention == "mhsa":
-            rows += _mhsa(stage, _join(name, "attention"), c, h, w, cfg)
-        else:
-            rows += _lite_mla(stage, _join(name, "attention"), c, h, w, cfg)
-        rows.append(ops.add(stage, _join(name, "attention_residual"), shape))
+        heads, dim = cfg.heads_and_dim(c)
+        parts.append(("", attention_block(stage, c, h, w, cfg.attention, heads, dim, cfg.attention_stride,
+                                          cfg.attention_kernel, cfg.attention_prenorm, unfused)))
     if cfg.mlp:
-        hidden = c * cfg.mlp_ratio
-        rows += [
-            ops.norm(stage, _join(name, "mlp_norm"), shape),
-            ops.conv(stage, _join(name, "mlp.fc1"), c, hidden, 1, 1, h, w, bias=True),
-            ops.activation(stage, _join(name, "mlp.act"), (hidden, h, w)),
-            ops.conv(stage, _join(name, "mlp.fc2"), hidden, c, 1, 1, h, w, bias=True),
-            ops.add(stage, _join(name, "mlp_residual"), shape),
-        ]
-    mid = rules.expanded(c, expansion)
-    rows += conv_block_rows(stage, _join(name, "local"), c, c, 1, mid, h, w, unfused=not fused_local,
-                            residual=True, local=True)
-    return tuple(rows)
+        parts.append(("", mlp_block(stage, c, h, w, cfg.mlp_ratio)))
+    parts.append(("local", conv_block(stage, c, c, 1, rules.expanded(c, expansion), h, w, not fused_local,
+                                      True, True)))
+    return tuple(parts)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -189,8 +183,9 @@ def lowformer_op_table(config: LowFormerConfig) -> OpTable:
             block = conv_block(stage, c, c, 1, rules.expanded(c, config.block_expansion), h, w, unfused, True)
             blocks += [(f"{stage}.{j}", block) for j in range(1, depths[i])]
         else:
-            block = lowformer_block(stage, c, h, w, config.stage(i), config.local_fused(c),
+            parts = lowformer_block(stage, c, h, w, config.stage(i), config.local_fused(c),
                                     config.block_expansion, unfused)
-            blocks += [(f"{stage}.{j}", block) for j in range(1, depths[i] + 1)]
+            blocks += [(f"{stage}.{j}.{suffix}" if suffix else f"{stage}.{j}", block)
+                       for j in range(1, depths[i] + 1) for suffix, block in parts]
     blocks.append(("head", head(widths[4], h, w, config.head_widths, config.num_classes)))
     return OpTable(blocks=blocks)

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from search_spaces.base import ArchConfig, KnobError, arch_id, unknown_keys
-from search_spaces.optable import OpRow, activation, conv, norm
+from search_spaces.optable import OpRow, conv_layer
 
 
 Config = TypeVar("Config", bound="ToyConfig")
@@ -59,12 +59,5 @@ class ToyArchitecture:
 def conv_layer_rows(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, side: int,
                     *, groups: int = 1, bias: bool = False, has_norm: bool = True,
                     has_act: bool = True) -> tuple[OpRow, ...]:
-    """Rows of a LowFormer ``ConvLayer`` (conv, optional BatchNorm, optional Hardswish) on a
-    square ``side`` x ``side`` input."""
-    rows = [conv(stage, f"{name}.conv", c_in, c_out, kernel, stride, side, side, groups=groups, bias=bias)]
-    out = rows[0].out_shape
-    if has_norm:
-        rows.append(norm(stage, f"{name}.norm", out))
-    if has_act:
-        rows.append(activation(stage, f"{name}.act", out))
-    return tuple(rows)
+    """Rows of a ``ConvLayer`` on a square ``side`` x ``side`` input (cached: toys repeat layers)."""
+    return conv_layer(stage, name, c_in, c_out, kernel, stride, side, side, groups, bias, has_norm, has_act)

@@ -1,0 +1,104 @@
+"""EfficientViT networks from plain dicts of knobs (``config.to_dict()``).
+
+Takes a dict rather than the config classes so that an exported ``model.py`` needs nothing but
+torch, this file, ``modules.py``, ``rules.py`` and the LowFormer modules it reuses.
+"""
+
+from torch import nn
+
+from search_spaces.efficientvit.modules import (
+    DSConv,
+    EfficientViTBlock,
+    MBConv,
+    SeedAttentionBlock,
+    SeedDownsample,
+    SeedHead,
+)
+from search_spaces.efficientvit.rules import (
+    SEED_EXPANSION,
+    expanded,
+    lite_heads,
+    seed_head_widths,
+    seed_heads,
+    seed_mid,
+    seed_widths,
+)
+from search_spaces.lowformer.modules import ClsHead, ConvLayer, Residual
+
+FEATURE_KEYS = ("stage0", "stage1", "stage2", "stage3", "stage_final")
+
+
+class Backbone(nn.Module):
+    """Stem + four stages; ``forward`` returns the feature dict ``stage0`` .. ``stage_final``."""
+
+    def __init__(self, input_stem, stages):
+        super().__init__()
+        self.input_stem = input_stem
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x):
+        x = self.input_stem(x)
+        features = {"stage0": x}
+        for key, stage in zip(FEATURE_KEYS[1:], self.stages):
+            x = stage(x)
+            features[key] = x
+        return features
+
+
+class Classifier(nn.Module):
+    """Backbone + head; ``forward_features`` gives the per-stage feature maps."""
+
+    def __init__(self, backbone, head):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward_features(self, x):
+        return self.backbone(x)
+
+    def forward(self, x):
+        return self.head(self.backbone(x)["stage_final"])
+
+
+def efficientvit_backbone(spec):
+    """The released B-series backbone: DSConv stem, MBConv stages 1-2, LiteMLA stages 3-4."""
+    widths, depths, kernel = spec["widths"], spec["depths"], spec["kernel"]
+    ratio, c0 = spec["expand_ratio"], widths[0]
+    stem = [ConvLayer(3, c0, 3, 2)] + [Residual(DSConv(c0, c0)) for _ in range(depths[0])]
+    stages = []
+    for i in (1, 2, 3, 4):
+        c_in, c = widths[i - 1], widths[i]
+        variant = "full" if i <= 2 else "local"
+        blocks = [MBConv(c_in, c, 2, expanded(c_in, ratio), variant, kernel)]
+        if i <= 2:
+            blocks += [Residual(MBConv(c, c, 1, expanded(c, ratio), "full", kernel)) for _ in range(depths[i] - 1)]
+        else:
+            heads = lite_heads(c, spec["dim"], spec["heads_ratio"])
+            mid = expanded(c, spec["local_expand_ratio"])
+            blocks += [EfficientViTBlock(c, heads, spec["dim"], tuple(spec["scales"]), mid, kernel)
+                       for _ in range(depths[i])]
+        stages.append(nn.Sequential(*blocks))
+    return Backbone(nn.Sequential(*stem), stages)
+
+
+def efficientvit(spec):
+    return Classifier(efficientvit_backbone(spec),
+                      ClsHead(spec["widths"][4], spec["head_widths"], spec["num_classes"]))
+
+
+def efficientvit_seed(spec):
+    """The seed paper's model (reconstruction): MBConv stages with pooled shortcuts on every
+    downsampling block, then LayerNorm linear-attention blocks in stages 3 and 4."""
+    widths, kernel = seed_widths(spec["width_mult"]), spec["kernel"]
+    stages = []
+    for i, depth in zip((1, 2, 3, 4), spec["depths"]):
+        c_in, c = widths[i - 1], widths[i]
+        blocks = [SeedDownsample(c_in, c, seed_mid(c_in, c, spec["expansion_basis"]), kernel)]
+        if i <= 2:
+            blocks += [Residual(MBConv(c, c, 1, SEED_EXPANSION * c, "full", kernel)) for _ in range(depth - 1)]
+        else:
+            heads = seed_heads(c, spec["attention_ratio"])
+            blocks += [SeedAttentionBlock(c, heads, kernel) for _ in range(depth)]
+        stages.append(nn.Sequential(*blocks))
+    backbone = Backbone(nn.Sequential(ConvLayer(3, widths[0], 3, 2)), stages)
+    return Classifier(backbone, SeedHead(widths[4], seed_head_widths(spec["width_mult"]), spec["num_classes"]))

@@ -1,0 +1,108 @@
+"""Sampling the EfficientViT spaces: flat knobs for search and seeded random configs.
+
+Each space is flattened into a knob table (flat knob name -> allowed values, scalars only, so a
+search library can sample them as categoricals), with ``*_from_flat`` building the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from search_spaces.base import KnobError
+from search_spaces.efficientvit.config import EfficientViTConfig, EfficientViTSeedConfig
+
+#: scales knob value -> LiteMLA aggregation kernels
+SCALES = {"none": (), "3": (3,), "5": (5,), "3,5": (3, 5)}
+
+#: flat knob name -> allowed values of the EfficientViT-B space (ordered where it matters)
+KNOBS: dict[str, tuple[Any, ...]] = {
+    "width0": (8, 16, 24, 32),
+    "width1": (16, 24, 32, 48, 64),
+    "width2": (32, 48, 64, 96, 128),
+    "width3": (64, 96, 128, 192, 256),
+    "width4": (128, 192, 256, 384, 512),
+    "depth0": (0, 1, 2),
+    "depth1": (1, 2, 3, 4),
+    "depth2": (1, 2, 3, 4, 5, 6),
+    "depth3": (0, 1, 2, 3, 4, 5, 6, 8, 10),
+    "depth4": (0, 1, 2, 3, 4, 5, 6, 8, 10),
+    "dim": (8, 16, 32),
+    "heads_ratio": (0.5, 1.0, 2.0),
+    "expand_ratio": (2, 3, 4, 6),
+    "local_expand_ratio": (2, 3, 4, 6),
+    "scales": tuple(SCALES),
+    "kernel": (3, 5),
+    "head_w0": (1024, 1536, 2304),
+    "head_w1": (1280, 1600, 2560),
+}
+
+#: flat knob name -> allowed values of the seed-paper space
+SEED_KNOBS: dict[str, tuple[Any, ...]] = {
+    "width_mult": (0.75, 1.0, 1.1, 1.2, 1.35, 1.5),
+    "depth1": (1, 2, 3),
+    "depth2": (1, 2, 3, 4),
+    "depth3": (0, 1, 2, 3, 4, 5, 6, 8),
+    "depth4": (0, 1, 2, 3, 4),
+    "attention_ratio": (1, 2),
+    "kernel": (3, 5),
+    "expansion_basis": ("output", "input"),
+}
+
+
+def _require(flat: Mapping[str, Any], knobs: Mapping[str, Any]) -> None:
+    missing = [k for k in knobs if k not in flat]
+    if missing:
+        raise KnobError(missing[0], None, "a value for every knob in the knob table")
+
+
+def config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> EfficientViTConfig:
+    """An EfficientViT-B config from one value per flat knob."""
+    _require(flat, KNOBS)
+    if flat["scales"] not in SCALES:
+        raise KnobError("scales", flat["scales"], "one of " + ", ".join(SCALES))
+    return EfficientViTConfig(
+        widths=tuple(flat[f"width{i}"] for i in range(5)),
+        depths=tuple(flat[f"depth{i}"] for i in range(5)),
+        dim=flat["dim"], heads_ratio=flat["heads_ratio"], expand_ratio=flat["expand_ratio"],
+        local_expand_ratio=flat["local_expand_ratio"], scales=SCALES[flat["scales"]], kernel=flat["kernel"],
+        head_widths=(flat["head_w0"], flat["head_w1"]), resolution=resolution,
+    )
+
+
+def flat_from_config(config: EfficientViTConfig) -> dict[str, Any]:
+    """The flat knobs of a config (the inverse of ``config_from_flat``)."""
+    flat: dict[str, Any] = {f"width{i}": w for i, w in enumerate(config.widths)}
+    flat.update({f"depth{i}": d for i, d in enumerate(config.depths)})
+    flat.update(dim=config.dim, heads_ratio=config.heads_ratio, expand_ratio=config.expand_ratio,
+                local_expand_ratio=config.local_expand_ratio, kernel=config.kernel,
+                scales=next(k for k, v in SCALES.items() if v == config.scales),
+                head_w0=config.head_widths[0], head_w1=config.head_widths[1])
+    return flat
+
+
+def seed_config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> EfficientViTSeedConfig:
+    """A seed-paper config from one value per flat knob."""
+    _require(flat, SEED_KNOBS)
+    return EfficientViTSeedConfig(
+        width_mult=flat["width_mult"], depths=tuple(flat[f"depth{i}"] for i in range(1, 5)),
+        attention_ratio=flat["attention_ratio"], kernel=flat["kernel"], expansion_basis=flat["expansion_basis"],
+        resolution=resolution,
+    )
+
+
+def _uniform(knobs: Mapping[str, tuple[Any, ...]], n: int, seed: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    return [{k: v[int(rng.integers(len(v)))] for k, v in knobs.items()} for _ in range(n)]
+
+
+def sample_configs(n: int, seed: int, resolution: int = 224) -> list[EfficientViTConfig]:
+    """``n`` EfficientViT-B configs, each knob uniform over its values; same seed, same list."""
+    return [config_from_flat(flat, resolution) for flat in _uniform(KNOBS, n, seed)]
+
+
+def sample_seed_configs(n: int, seed: int, resolution: int = 224) -> list[EfficientViTSeedConfig]:
+    """``n`` seed-paper configs, each knob uniform over its values; same seed, same list."""
+    return [seed_config_from_flat(flat, resolution) for flat in _uniform(SEED_KNOBS, n, seed)]

@@ -1,0 +1,108 @@
+"""Analytic op table of an MCGA config, mirroring ``network.py`` op by op.
+
+Token-wise Linear layers are written as 1x1 convolutions over their token grid (same MACs and
+params); the G group tokens form a G x 1 grid. Blocks are cached pure functions.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+from search_spaces import optable as ops
+from search_spaces.mcga import rules
+from search_spaces.mcga.config import MCGAConfig
+from search_spaces.optable import Block, OpRow, OpTable
+
+CACHE_SIZE = 1 << 16
+
+
+def strided_conv(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
+                 h: int, w: int) -> OpRow:
+    """A dense Conv2d with bias and explicit padding (``ops.conv`` assumes kernel // 2)."""
+    ho, wo = (rules.conv_side(s, kernel, stride, padding) for s in (h, w))
+    weights = kernel * kernel * c_in * c_out
+    in_shape, out_shape = (c_in, h, w), (c_out, ho, wo)
+    return OpRow(stage, name, ops.DENSE_CONV, in_shape, out_shape, weights * ho * wo, weights + c_out,
+                 (math.prod(in_shape) + weights + c_out) * ops.BYTES_PER_ELEMENT,
+                 math.prod(out_shape) * ops.BYTES_PER_ELEMENT)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def patch_embed(stage_index: int, c_in: int, c_out: int, patch: str, h: int, w: int) -> tuple[Block, int, int]:
+    stage = f"stage{stage_index}"
+    kernel, stride, padding = rules.patch_geometry(stage_index, patch)
+    conv = strided_conv(stage, "proj", c_in, c_out, kernel, stride, padding, h, w)
+    _, ho, wo = conv.out_shape
+    return Block((conv, ops.norm(stage, "norm", conv.out_shape))), ho, wo
+
+
+def _token_linear(stage: str, name: str, n_in: int, n_out: int, h: int, w: int = 1) -> OpRow:
+    return ops.conv(stage, name, n_in, n_out, 1, 1, h, w, bias=True)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def mcga_block(stage: str, d: int, heads: int, g: int, kernels: tuple[int, ...], projection: str,
+               token_mlp_ratio: int, mlp_ratio: int, h: int, w: int) -> Block:
+    tokens, head_dim, shape = h * w, d // heads, (d, h, w)
+    rows = [ops.norm(stage, "attention_norm", shape)]
+    for i, k in enumerate(kernels):
+        rows.append(ops.conv(stage, f"attention.local.{i}", d, d, k, 1, h, w, groups=d, bias=True))
+        if rules.query_projection(projection):
+            rows.append(_token_linear(stage, f"attention.query_proj.{i}", d, d, h, w))
+    group_query = _token_linear(stage, "attention.q", d, d, g)
+    rows.append(group_query._replace(params=group_query.params + g * d))  # + its input, the learned tokens
+    rows += [_token_linear(stage, f"attention.{p}", d, d, h, w) for p in "kv"]
+    rows += ops.attention(stage, "attention.group", heads, g, tokens, head_dim)
+    rows.append(ops.norm(stage, "attention.group_norm", (d, g)))
+    if token_mlp_ratio:
+        hidden = token_mlp_ratio * g
+        rows += [_token_linear(stage, "attention.token_mixer.fc1", g, hidden, d),
+                 ops.activation(stage, "attention.token_mixer.act", (hidden, d)),
+                 _token_linear(stage, "attention.token_mixer.fc2", hidden, g, d)]
+    else:
+        rows.append(_token_linear(stage, "attention.token_mixer.fc", g, g, d))
+    rows.append(ops.add(stage, "attention.token_mixer.residual", (d, g)))
+    for i in range(len(kernels)):
+        rows += [_token_linear(stage, f"attention.cross_{p}.{i}", d, d, g) for p in "kv"]
+        rows += ops.attention(stage, f"attention.cross.{i}", heads, tokens, g, head_dim)
+        if rules.fusion_projection(projection):
+            rows.append(_token_linear(stage, f"attention.fusion.{i}", d, d, h, w))
+    rows += [ops.add(stage, f"attention.sum.{i}", shape) for i in range(1, len(kernels))]
+    hidden = mlp_ratio * d
+    rows += [
+        ops.add(stage, "attention_residual", shape),
+        ops.norm(stage, "mlp_norm", shape),
+        _token_linear(stage, "mlp.fc1", d, hidden, h, w),
+        ops.activation(stage, "mlp.act", (hidden, h, w)),
+        _token_linear(stage, "mlp.fc2", hidden, d, h, w),
+        ops.add(stage, "mlp_residual", shape),
+    ]
+    return Block(rows)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def head(d: int, h: int, w: int, hidden: int, num_classes: int) -> Block:
+    rows = [ops.norm("head", "norm", (d, h, w)), ops.pool("head", "pool", (d, h, w))]
+    if hidden:
+        rows += [ops.linear("head", "classifier.0", d, hidden, bias=True),
+                 ops.activation("head", "classifier.1", (hidden,)),
+                 ops.linear("head", "classifier.2", hidden, num_classes, bias=True)]
+    else:
+        rows.append(ops.linear("head", "classifier", d, num_classes, bias=True))
+    return Block(rows)
+
+
+def mcga_op_table(config: MCGAConfig) -> OpTable:
+    h = w = config.resolution
+    c_in = 3
+    blocks: list[tuple[str, Block]] = []
+    for i, (d, depth, heads) in enumerate(zip(config.dims, config.depths, config.heads), start=1):
+        embed, h, w = patch_embed(i, c_in, d, config.patch_embed, h, w)
+        blocks.append((f"stage{i}.0", embed))
+        block = mcga_block(f"stage{i}", d, heads, config.group_tokens, config.kernels, config.projection,
+                           config.token_mlp_ratio, config.mlp_ratio, h, w)
+        blocks += [(f"stage{i}.{j}", block) for j in range(1, depth + 1)]
+        c_in = d
+    blocks.append(("head", head(config.dims[3], h, w, config.classifier_hidden, config.num_classes)))
+    return OpTable(blocks=blocks)
