@@ -233,3 +233,9 @@ class LowFormerConfig:
         from search_spaces.lowformer.optable import lowformer_op_table
 
         return lowformer_op_table(self)
+
+    def op_blocks(self):
+        """Each distinct block of the op table once, with how often it repeats (for fast features)."""
+        from search_spaces.lowformer.optable import lowformer_block_runs
+
+        return [(block, repeats) for _, _, parts, repeats in lowformer_block_runs(self) for _, block in parts]

@@ -165,27 +165,43 @@ def stem(c0: int, resolution: int) -> tuple[Block, int, int]:
     return Block(rows), h, w
 
 
-def lowformer_op_table(config: LowFormerConfig) -> OpTable:
+Parts = tuple[tuple[str, Block], ...]  # (name suffix, block) of one repeated unit
+BlockRun = tuple[str, int, Parts, int]  # (name prefix, first index or -1 if unindexed, unit, repeats)
+
+
+def lowformer_block_runs(config: LowFormerConfig) -> list[BlockRun]:
+    """The table as runs of a repeated unit (a conv block, or the attention, MLP and local parts
+    of a LowFormer block), in execution order: feature code iterates each distinct block once
+    with its count instead of naming hundreds of blocks."""
     widths, depths, unfused = config.widths, config.depths, config.unfused
     c0 = widths[0]
     stem_block, h, w = stem(c0, config.resolution)
-    blocks: list[tuple[str, Block]] = [("stage0.stem", stem_block)]
     stem_mid = rules.expanded(c0, config.stem_expansion)
-    blocks += [(f"stage0.{j}", conv_block("stage0", c0, c0, 1, stem_mid, h, w, unfused, True))
-               for j in range(depths[0])]
+    runs: list[BlockRun] = [
+        ("stage0.stem", -1, (("", stem_block),), 1),
+        ("stage0", 0, (("", conv_block("stage0", c0, c0, 1, stem_mid, h, w, unfused, True)),), depths[0]),
+    ]
     for i in (1, 2, 3, 4):
         stage = f"stage{i}"
         c_in, c = widths[i - 1], widths[i]
         down_mid = rules.expanded(c_in, config.downsample_expansion)
-        blocks.append((f"{stage}.0", conv_block(stage, c_in, c, 2, down_mid, h, w, unfused, False)))
+        runs.append((stage, 0, (("", conv_block(stage, c_in, c, 2, down_mid, h, w, unfused, False)),), 1))
         h, w = rules.stride2_side(h), rules.stride2_side(w)
         if i <= 2:
-            block = conv_block(stage, c, c, 1, rules.expanded(c, config.block_expansion), h, w, unfused, True)
-            blocks += [(f"{stage}.{j}", block) for j in range(1, depths[i])]
+            mid = rules.expanded(c, config.block_expansion)
+            runs.append((stage, 1, (("", conv_block(stage, c, c, 1, mid, h, w, unfused, True)),), depths[i] - 1))
         else:
             parts = lowformer_block(stage, c, h, w, config.stage(i), config.local_fused(c),
                                     config.block_expansion, unfused)
-            blocks += [(f"{stage}.{j}.{suffix}" if suffix else f"{stage}.{j}", block)
-                       for j in range(1, depths[i] + 1) for suffix, block in parts]
-    blocks.append(("head", head(widths[4], h, w, config.head_widths, config.num_classes)))
+            runs.append((stage, 1, parts, depths[i]))
+    runs.append(("head", -1, (("", head(widths[4], h, w, config.head_widths, config.num_classes)),), 1))
+    return [run for run in runs if run[3] > 0]
+
+
+def lowformer_op_table(config: LowFormerConfig) -> OpTable:
+    blocks = []
+    for prefix, first, parts, repeats in lowformer_block_runs(config):
+        for k in range(repeats):
+            name = prefix if first < 0 else f"{prefix}.{first + k}"
+            blocks += [(f"{name}.{suffix}" if suffix else name, block) for suffix, block in parts]
     return OpTable(blocks=blocks)
