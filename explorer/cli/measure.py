@@ -1,0 +1,166 @@
+"""``explorer devices``, ``explorer measure`` and ``explorer measurements list``.
+
+Other command modules extend ``measure`` without copying it: :func:`add_campaign_arguments`
+declares the campaign options, :func:`campaign_spec` turns parsed options into a
+:class:`CampaignSpec`, and :func:`measure_with` runs it through any transport and sampler table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+from rich.table import Table
+
+from explorer.cli.common import add_db, add_json, console, fail, print_json
+from explorer.db import list_measurements, open_database
+from explorer.devices import DeviceProfile, add_device, list_devices, profile_from_file
+from explorer.measure import SAMPLERS, CampaignSpec, ProtocolSettings, Transport, run_campaign
+from explorer.measure.backends import BACKENDS
+from explorer.measure.campaign import Sampler
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    devices = subparsers.add_parser("devices", help="list device profiles, or add one")
+    add_json(devices)
+    add_db(devices)
+    devices.set_defaults(handler=_devices)
+    device_commands = devices.add_subparsers(dest="devices_command", metavar="{add}")
+    add = device_commands.add_parser("add", help="store a user-defined device profile")
+    add.add_argument("--file", help="JSON file with the profile's fields")
+    add.add_argument("--name", help="device name (without --file)")
+    add.add_argument("--description", default="")
+    add.add_argument("--hardware", default="")
+    add.add_argument("--runtime", default="")
+    add.add_argument("--backend", default="ort", choices=sorted(BACKENDS))
+    add.add_argument("--threads", type=int, default=None, help="default threads")
+    add.add_argument("--batch", type=int, default=1, help="default batch")
+    add.add_argument("--alias", action="append", default=[], help="another name (repeatable)")
+    add_json(add)
+    add_db(add)
+    add.set_defaults(handler=_devices_add)
+
+    measure = subparsers.add_parser("measure", help="measure architectures on a device (resumable campaign)")
+    add_campaign_arguments(measure)
+    from explorer.cli.remote import add_ssh_arguments  # here: explorer.cli.remote builds on this module
+
+    add_ssh_arguments(measure)
+    measure.set_defaults(handler=_measure)
+
+    measurements = subparsers.add_parser("measurements", help="stored measurements")
+    listing = measurements.add_subparsers(dest="measurements_command", metavar="{list}", required=True)
+    lister = listing.add_parser("list", help="list stored measurements")
+    lister.add_argument("--device", help="device name or alias")
+    lister.add_argument("--provenance", choices=("measured", "published"))
+    lister.add_argument("--status", choices=("ok", "failed"))
+    add_json(lister)
+    add_db(lister)
+    lister.set_defaults(handler=_measurements_list)
+
+
+def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ProtocolSettings()
+    parser.add_argument("--device", required=True, help="device name or alias (see: explorer devices)")
+    parser.add_argument("--n", type=int, default=None, help="number of architectures (all for presets/file)")
+    parser.add_argument("--sampler", default="random", help=f"one of {', '.join(SAMPLERS)} (default random)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--file", help="configs or names for --sampler file (JSON list or one per line)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), help="default: the device's")
+    parser.add_argument("--threads", type=int, help="default: the device's")
+    parser.add_argument("--batch", type=int, help="default: the device's (1: latency, more: throughput)")
+    parser.add_argument("--resolution", type=int, help="input resolution (default: each config's)")
+    parser.add_argument("--force", action="store_true", help="re-measure what is already stored")
+    parser.add_argument("--campaign", help="campaign label stored with each row (default: from the options)")
+    parser.add_argument("--time-limit", type=float, default=defaults.time_limit_s,
+                        help=f"seconds of timing per architecture at most (default {defaults.time_limit_s})")
+    parser.add_argument("--target-ci", type=float, default=defaults.target_rel_ci,
+                        help=f"stop when the 95%% CI of the median is within +-this (default {defaults.target_rel_ci})")
+    parser.add_argument("--no-drift-check", action="store_true",
+                        help="skip re-measuring a few presets at the start and end of the campaign")
+    parser.add_argument("--min-samples", type=int, default=defaults.min_samples)
+    parser.add_argument("--max-samples", type=int, default=defaults.max_samples)
+    add_json(parser)
+    add_db(parser)
+
+
+def campaign_spec(args: argparse.Namespace) -> CampaignSpec:
+    protocol = ProtocolSettings(time_limit_s=args.time_limit, target_rel_ci=args.target_ci,
+                                min_samples=args.min_samples, max_samples=args.max_samples)
+    return CampaignSpec(device=args.device, n=args.n, sampler=args.sampler, seed=args.seed, file=args.file,
+                        backend=args.backend, threads=args.threads, batch=args.batch, resolution=args.resolution,
+                        force=args.force, name=args.campaign, protocol=protocol,
+                        **({"drift_check": ()} if args.no_drift_check else {}))
+
+
+def measure_with(args: argparse.Namespace, *, transport: Transport | None = None,
+                 samplers: Mapping[str, Sampler] = SAMPLERS) -> int:
+    """Run the campaign described by ``args`` and print its report."""
+    database = open_database(args.db)
+    report = run_campaign(database, campaign_spec(args), transport=transport, samplers=samplers,
+                          show_progress=not args.json)
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    console.print(f"campaign [bold]{report.campaign}[/bold] on {report.device}: {report.measured} measured, "
+                  f"{report.failed} failed, {report.skipped} already stored (skipped)")
+    for check in report.drift:
+        if check.change is not None:
+            console.print(f"  drift check {check.name}: {check.start_ms:.2f} -> {check.end_ms:.2f} ms "
+                          f"({check.change:+.1%}; relative to the reference {check.relative_change:+.1%})")
+    if report.drift_detected:
+        console.print("[yellow]the machine's speed drifted during the campaign; reference-normalised "
+                      "figures (relative_to_reference) are the comparable ones[/yellow]")
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from explorer.cli.remote import ssh_transport
+
+    return measure_with(args, transport=ssh_transport(args))
+
+
+def _devices(args: argparse.Namespace) -> int:
+    with open_database(args.db).session() as session:
+        rows = list_devices(session)
+    if args.json:
+        print_json(rows)
+        return 0
+    table = Table("name", "aliases", "provenance", "backend", "threads", "batch", "measurements", "hardware")
+    for row in rows:
+        table.add_row(row["name"], ", ".join(row["aliases"]), row["provenance"], row["backend"],
+                      str(row["default_threads"] or "-"), str(row["default_batch"]), str(row["measurements"]),
+                      row["hardware"])
+    console.print(table)
+    return 0
+
+
+def _devices_add(args: argparse.Namespace) -> int:
+    if bool(args.file) == bool(args.name):
+        return fail("give either --file PROFILE.json or --name NAME (with --description etc.)")
+    profile = profile_from_file(args.file) if args.file else DeviceProfile(
+        name=args.name, description=args.description, hardware=args.hardware, runtime=args.runtime,
+        backend=args.backend, default_threads=args.threads, default_batch=args.batch, aliases=tuple(args.alias))
+    with open_database(args.db).session() as session:
+        add_device(session, profile)
+    if args.json:
+        print_json(profile.to_dict())
+    else:
+        console.print(f"added device [bold]{profile.name}[/bold]")
+    return 0
+
+
+def _measurements_list(args: argparse.Namespace) -> int:
+    with open_database(args.db).session() as session:
+        rows = list_measurements(session, args.device, args.provenance, args.status)
+    if args.json:
+        print_json(rows)
+        return 0
+    table = Table("arch_id", "name", "device", "backend", "batch", "threads", "res", "median ms", "n", "cv",
+                  "provenance", "status")
+    for r in rows:
+        table.add_row(r["arch_id"], r["name"] or "", r["device"], r["backend"], str(r["batch"]),
+                      str(r["threads"] or "-"), str(r["resolution"]),
+                      f"{r['median_ms']:.3f}" if r["median_ms"] is not None else "-", str(r["n_samples"]),
+                      f"{r['cv']:.3f}" if r["cv"] is not None else "-", r["provenance"], r["status"])
+    console.print(table)
+    return 0

@@ -1,0 +1,139 @@
+"""The measurement database: devices, architectures, measurements and the tables of the later
+pipeline steps (predictors, proxy scores, accuracies).
+
+``open_database(url)`` creates or migrates the schema and returns a :class:`Database`; all reads
+and writes go through ``Database.session()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from explorer.architectures import NAMED_ARCHITECTURES, name_of
+from explorer.db.database import Database, database_url, head_revision, open_database
+from explorer.db.models import (
+    AccuracyResult,
+    Architecture,
+    Base,
+    Device,
+    Measurement,
+    Predictor,
+    ProxyScore,
+)
+from explorer.errors import UserError
+from search_spaces.base import ArchConfig, arch_id
+
+
+class UnknownDeviceError(UserError, LookupError):
+    """A device name that is neither a stored profile nor one of their aliases."""
+
+    def __init__(self, name: str, known: Sequence[str]):
+        super().__init__(name)
+        self.name, self.known = name, tuple(known)
+
+    def __str__(self) -> str:
+        return f"unknown device {self.name!r}; known devices: {', '.join(self.known)}"
+
+
+def device_names(session: Session) -> list[str]:
+    """Every stored device as ``name`` or ``name (alias, ...)``, for listings and errors."""
+    return [d.name + (f" ({', '.join(d.aliases)})" if d.aliases else "")
+            for d in session.scalars(select(Device).order_by(Device.name))]
+
+
+def resolve_device(session: Session, name: str) -> Device:
+    """The stored device called ``name`` or having ``name`` as an alias."""
+    device = session.get(Device, name)
+    if device is not None:
+        return device
+    for device in session.scalars(select(Device)):
+        if name in device.aliases:
+            return device
+    raise UnknownDeviceError(name, device_names(session))
+
+
+def upsert_architecture(session: Session, config: ArchConfig, name: str | None = None, *,
+                        counts: bool = True) -> Architecture:
+    """The stored row of ``config`` (inserted on first sight) with params, MACs and op-class
+    summary from its analytic op table. ``name`` defaults to the registry name, if any;
+    ``counts=False`` stores a config whose op table cannot be computed (a failed build)."""
+    key = arch_id(config)
+    row = session.get(Architecture, key)
+    if row is not None:
+        if counts and row.macs is None:
+            _fill_counts(row, config)
+        return row
+    name = name or name_of(config)
+    entry = NAMED_ARCHITECTURES.get(name) if name else None
+    row = Architecture(arch_id=key, space=config.space, name=name,
+                       config_json={"space": config.space, **config.to_dict()},
+                       resolution=config.resolution, exact=entry.exact if entry else True)
+    if counts:
+        _fill_counts(row, config)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _fill_counts(row: Architecture, config: ArchConfig) -> None:
+    table = config.op_table()
+    row.params, row.macs, row.op_summary = table.params, table.macs, table.by_class()
+
+
+def ok_measurements(session: Session, device: str | Device, backend: str | None = None,
+                    batch: int | None = None, threads: int | None = None) -> list[Measurement]:
+    """The current successful measurement of each architecture on ``device`` (name or alias):
+    the latest one per (architecture, backend, batch, threads), in measurement order."""
+    name = device.name if isinstance(device, Device) else resolve_device(session, device).name
+    query = select(Measurement).where(Measurement.device == name, Measurement.status == "ok")
+    for column, value in ((Measurement.backend, backend), (Measurement.batch, batch),
+                          (Measurement.threads, threads)):
+        if value is not None:
+            query = query.where(column == value)
+    latest: dict[tuple, Measurement] = {}
+    for row in session.scalars(query.order_by(Measurement.id)):
+        latest[(row.arch_id, row.backend, row.batch, row.threads)] = row
+    return sorted(latest.values(), key=lambda m: m.id)
+
+
+def list_measurements(session: Session, device: str | None = None, provenance: str | None = None,
+                      status: str | None = None) -> list[dict]:
+    """Measurements as plain dicts (what ``explorer measurements list --json`` prints)."""
+    query = select(Measurement, Architecture.name).join(Architecture, Measurement.arch_id == Architecture.arch_id)
+    if device is not None:
+        query = query.where(Measurement.device == resolve_device(session, device).name)
+    if provenance is not None:
+        query = query.where(Measurement.provenance == provenance)
+    if status is not None:
+        query = query.where(Measurement.status == status)
+    return [{"id": m.id, "arch_id": m.arch_id, "name": name, "device": m.device, "backend": m.backend,
+             "batch": m.batch, "threads": m.threads, "resolution": m.resolution, "metric": m.metric,
+             "value": m.value, "median_ms": m.median_ms, "ci_low_ms": m.ci_low_ms, "ci_high_ms": m.ci_high_ms,
+             "relative_to_reference": m.relative_to_reference, "n_samples": m.n_samples, "cv": m.cv,
+             "status": m.status, "error": m.error, "flags": m.flags, "provenance": m.provenance,
+             "source": m.source, "campaign": m.campaign, "note": m.note}
+            for m, name in session.execute(query.order_by(Measurement.id))]
+
+
+__all__ = [
+    "AccuracyResult",
+    "Architecture",
+    "Base",
+    "Database",
+    "Device",
+    "Measurement",
+    "Predictor",
+    "ProxyScore",
+    "UnknownDeviceError",
+    "database_url",
+    "device_names",
+    "head_revision",
+    "list_measurements",
+    "ok_measurements",
+    "open_database",
+    "resolve_device",
+    "upsert_architecture",
+]

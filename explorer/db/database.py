@@ -1,0 +1,156 @@
+"""Opening the database: URL resolution, SQLite settings, migrations and built-in devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from explorer.db.models import Device
+from explorer.errors import UserError
+
+#: The repository root: the parent of the ``explorer`` package directory.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DB_PATH = REPO_ROOT / "measurements.db"
+ENV_VAR = "EXPLORER_DB"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATION_ATTEMPTS = 3
+
+
+def database_url(spec: str | os.PathLike[str] | None = None) -> str:
+    """The SQLAlchemy URL for ``spec`` (a URL or a file path), ``$EXPLORER_DB``, or the default."""
+    spec = os.fspath(spec) if spec is not None else os.environ.get(ENV_VAR) or None
+    if spec is None:
+        return f"sqlite:///{DEFAULT_DB_PATH}"
+    if "://" in spec:
+        return spec
+    path = Path(spec).expanduser().resolve()
+    if not path.parent.is_dir():
+        raise UserError(f"database path {spec!r}: directory {str(path.parent)!r} does not exist")
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers (dashboards, predictors) work while a campaign writes; the busy timeout
+    # makes concurrent writers wait instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("explorer") / "migrations"))
+    return config
+
+
+def head_revision() -> str:
+    """The newest schema revision shipped with this version of the package."""
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply the migrations up to ``revision`` (tests use an older one to make old files)."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def builtin_device_rows() -> list[dict]:
+    """The built-in device profiles shipped in ``explorer/data/devices.json``."""
+    return json.loads((resources.files("explorer") / "data" / "devices.json").read_text())
+
+
+class Database:
+    """An opened, migrated database. ``session()`` is the unit of work."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits when the block succeeds and rolls back when it raises."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url!r})"
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _seed_builtin_devices(database: Database) -> None:
+    """Insert the built-in profiles that are missing; never overwrite a stored profile."""
+    rows = builtin_device_rows()
+    try:
+        with database.session() as session:
+            present = set(session.scalars(select(Device.name)))
+            session.add_all(Device(**row) for row in rows if row["name"] not in present)
+    except IntegrityError:
+        pass  # another process seeded the same rows between our select and insert
+
+
+def open_database(url: str | os.PathLike[str] | None = None) -> Database:
+    """Open (creating or upgrading as needed) the database at ``url``: a SQLAlchemy URL or a
+    path; ``None`` means ``$EXPLORER_DB`` or ``measurements.db`` at the repository root."""
+    engine = make_engine(database_url(url))
+    head = head_revision()
+    for attempt in range(MIGRATION_ATTEMPTS):
+        if current_revision(engine) == head:
+            break
+        try:
+            upgrade(engine)
+        except DBAPIError:
+            # another process may be migrating the same new file right now: wait for it
+            if attempt == MIGRATION_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0)
+    database = Database(engine)
+    _seed_builtin_devices(database)
+    return database
