@@ -1,0 +1,130 @@
+"""``explorer predictor train|report`` and ``explorer predict``: per-device latency predictors.
+
+Errors (unknown device or architecture, no predictor, too few measurements) are ``UserError``s
+that ``explorer.cli.main`` prints with what to do about them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from explorer.cli.common import add_db, add_json, console, print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    predictor = subparsers.add_parser("predictor", help="train and inspect per-device latency predictors")
+    commands = predictor.add_subparsers(dest="predictor_command", metavar="COMMAND")
+    commands.required = True
+
+    train = commands.add_parser("train", help="fit a predictor on the device's measurements and store it")
+    train.add_argument("--device", required=True, help="device profile name or alias")
+    train.add_argument("--kind", choices=("xgboost", "ridge", "rf", "fewshot"), default=None,
+                       help="model (default: fewshot below 40 measured architectures, else xgboost)")
+    train.add_argument("--backend", default=None, help="only measurements of this backend")
+    train.add_argument("--batch", type=int, default=None, help="only measurements at this batch size")
+    train.add_argument("--threads", type=int, default=None, help="only measurements with this thread count")
+    train.add_argument("--prior", choices=("generic", "local"), default="generic",
+                       help="prior cost model of fewshot: generic, or fitted on the most-measured local device")
+    train.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    train.add_argument("--seed", type=int, default=0)
+    add_db(train)
+    add_json(train)
+    train.set_defaults(handler=_train)
+
+    report = commands.add_parser("report", help="held-out metrics vs the MACs baseline; predicted-vs-measured plot")
+    report.add_argument("--device", required=True, help="device profile name or alias")
+    report.add_argument("-o", "--output", default=None, help="write a self-contained HTML page here")
+    add_db(report)
+    add_json(report)
+    report.set_defaults(handler=_report)
+
+    predict = subparsers.add_parser("predict", help="predicted latency of an architecture (not a measurement)")
+    predict.add_argument("spec", metavar="NAME|CONFIG.json", help="preset, toy model or config JSON file")
+    predict.add_argument("--device", required=True, help="device profile name or alias")
+    predict.add_argument("--resolution", type=int, default=None, help="input resolution")
+    add_db(predict)
+    add_json(predict)
+    predict.set_defaults(handler=_predict)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from explorer.db import open_database
+    from predictors.store import train_predictor
+
+    with Progress(TextColumn("evaluating on held-out folds"), BarColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=args.json) as progress:
+        task = progress.add_task("folds", total=None)
+        predictor = train_predictor(
+            open_database(args.db), args.device, args.kind, backend=args.backend, batch=args.batch,
+            threads=args.threads, folds=args.folds, seed=args.seed, prior=args.prior,
+            on_fold=lambda done, total: progress.update(task, completed=done, total=total))
+    metrics = predictor.metrics
+    if args.json:
+        print_json({"predictor": predictor.name, "predictor_id": predictor.predictor_id, "device": predictor.device,
+                    "kind": predictor.kind, "training_architectures": len(predictor.training_arch_ids),
+                    **{key: metrics[key] for key in ("protocol", "target", "model", "macs_baseline", "repeatability")}})
+        return 0
+    _print_metrics(predictor.name, metrics)
+    return 0
+
+
+def _print_metrics(title: str, metrics: dict) -> None:
+    from rich.table import Table
+
+    from predictors.report import METRIC_LABELS
+
+    table = Table(title=f"{title}: {metrics['protocol']}")
+    table.add_column("metric")
+    table.add_column("predictor", justify="right")
+    table.add_column("MACs-only", justify="right")
+    for key, label in METRIC_LABELS.items():
+        model, baseline = metrics["model"].get(key), metrics["macs_baseline"].get(key)
+        table.add_row(label, "-" if model is None else f"{model:.3g}", "-" if baseline is None else f"{baseline:.3g}")
+    console.print(table)
+    repeat = metrics.get("repeatability")
+    console.print("device repeatability: " + (
+        "no repeated measurements" if not repeat else
+        f"{repeat['median_deviation_pct']:.2g} % median deviation of repeats, {repeat['within_10']:.3g} % within +-10 %"))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from explorer.db import open_database
+    from predictors.report import predictor_report, write_report
+
+    report = predictor_report(open_database(args.db), args.device)
+    if args.output:
+        write_report(report, args.output)
+    if args.json:
+        metrics = {k: v for k, v in report["metrics"].items() if k != "points"}
+        print_json({**report, "metrics": metrics, "html": args.output})
+        return 0
+    _print_metrics(f"{report['device']} ({report['kind']}#{report['predictor_id']})", report["metrics"])
+    if args.output:
+        console.print(f"wrote {args.output}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from explorer.architectures import name_of, resolve
+    from explorer.db import open_database
+    from predictors.store import load_predictor
+    from search_spaces.base import arch_id
+
+    config = resolve(args.spec, args.resolution)
+    predictor = load_predictor(open_database(args.db), args.device)
+    median, low, high = (float(v[0]) for v in predictor.predict([config]))
+    result = {"arch_id": arch_id(config), "name": name_of(config), "resolution": config.resolution,
+              "device": predictor.device, "batch": predictor.batch, "latency_ms": median, "low_ms": low,
+              "high_ms": high, "predictor": predictor.name, "kind": "prediction",
+              "note": "predicted by a model, not measured; ms per image; low/high bound a ~90 % interval"}
+    if predictor.batch > 1:
+        result["throughput_img_s"] = 1000.0 / median
+    if args.json:
+        print_json(result)
+        return 0
+    label = result["name"] or result["arch_id"]
+    console.print(f"{label} @ {config.resolution}px on {predictor.device}: predicted {median:.3g} ms "
+                  f"(interval {low:.3g} - {high:.3g} ms; a prediction by {predictor.name}, not a measurement)")
+    return 0

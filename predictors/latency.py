@@ -1,0 +1,302 @@
+"""Latency regressors with calibrated intervals, and the predictor object the search calls.
+
+A :class:`LatencyRegressor` is a bootstrap ensemble on log-latency. Its members are XGBoost on
+top of a fitted :class:`~predictors.fewshot.CostModel` (the cost model extrapolates sensibly to
+architectures larger than any seen, the trees learn what it misses), ridge on log features, or
+a random forest. The interval combines the spread of the members (what the data does not pin
+down) and the noise left in out-of-bag residuals, scaled so that out-of-bag coverage matches
+``coverage``. Everything serialises to plain JSON (XGBoost boosters as their JSON model).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from explorer.errors import UserError
+from predictors.features import FEATURE_VERSION, OpFeaturizer
+from predictors.fewshot import CostModel, FewShotCalibrator
+from search_spaces.base import ArchConfig
+
+KINDS = ("xgboost", "ridge", "rf", "fewshot")
+
+
+class NoPredictorError(UserError, LookupError):
+    """No stored predictor for a device; the message says how to make one."""
+
+    def __init__(self, device: str, detail: str = ""):
+        self.device = device
+        super().__init__(
+            f"no latency predictor stored for device '{device}'{detail}; "
+            f"make one with `explorer predictor train --device {device}`"
+        )
+
+
+class TrainingDataError(UserError, ValueError):
+    """Not enough usable measurements to train, evaluate or guide a predictor."""
+
+
+def _log_features(X: np.ndarray) -> np.ndarray:
+    return np.log1p(np.maximum(X, 0.0))
+
+
+class _RidgeMember:
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: float):
+        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
+
+    @classmethod
+    def fit(cls, X: np.ndarray, log_y: np.ndarray, weight: np.ndarray, est: LatencyRegressor,
+            seed: int) -> _RidgeMember:
+        from sklearn.linear_model import Ridge
+
+        Z = _log_features(X)
+        mean, scale = Z.mean(axis=0), Z.std(axis=0)
+        scale[scale == 0] = 1.0
+        ridge = Ridge(alpha=est.alpha).fit((Z - mean) / scale, log_y, sample_weight=weight)
+        return cls(mean, scale, ridge.coef_, float(ridge.intercept_))
+
+    def predict(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        return ((Z - self.mean) / self.scale) @ self.coef + self.intercept
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
+                "intercept": self.intercept}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _RidgeMember:
+        return cls(*(np.asarray(d[k], dtype=float) for k in ("mean", "scale", "coef")), float(d["intercept"]))
+
+
+class _BoostedMember:
+    """log latency = log(cost model) + XGBoost correction on log features."""
+
+    def __init__(self, cost: CostModel, booster: Any):
+        self.cost, self.booster = cost, booster
+
+    @classmethod
+    def fit(cls, X: np.ndarray, log_y: np.ndarray, weight: np.ndarray, est: LatencyRegressor,
+            seed: int) -> _BoostedMember:
+        import xgboost as xgb
+
+        cost = CostModel(CostModel().fit(X, np.exp(log_y), sample_weight=weight).to_dict())
+        residual = log_y - np.log(cost.predict(X))
+        params = {"max_depth": est.max_depth, "eta": est.learning_rate, "subsample": 0.8,
+                  "colsample_bytree": 0.8, "min_child_weight": 2, "lambda": 1.0, "seed": seed,
+                  "nthread": 1, "objective": "reg:squarederror"}
+        booster = xgb.train(params, xgb.DMatrix(_log_features(X), label=residual, weight=weight),
+                            num_boost_round=est.n_estimators)
+        return cls(cost, booster)
+
+    def predict(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        return np.log(self.cost.predict(X)) + self.booster.inplace_predict(Z)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cost": self.cost.to_dict(), "booster": self.booster.save_raw("json").decode()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _BoostedMember:
+        import xgboost as xgb
+
+        booster = xgb.Booster(params={"nthread": 1})
+        booster.load_model(bytearray(d["booster"].encode()))
+        return cls(CostModel(d["cost"]), booster)
+
+
+class _ForestMember:
+    """A random forest kept as plain arrays of its trees (so it stores as JSON)."""
+
+    def __init__(self, trees: list[dict[str, np.ndarray]]):
+        self.trees = trees
+
+    @classmethod
+    def fit(cls, X: np.ndarray, log_y: np.ndarray, weight: np.ndarray, est: LatencyRegressor,
+            seed: int) -> _ForestMember:
+        from sklearn.ensemble import RandomForestRegressor
+
+        forest = RandomForestRegressor(n_estimators=max(est.n_estimators // 10, 10), min_samples_leaf=2,
+                                       max_features=0.5, random_state=seed, n_jobs=1)
+        forest.fit(_log_features(X), log_y, sample_weight=weight)
+        return cls([{"left": t.tree_.children_left, "right": t.tree_.children_right,
+                     "feature": t.tree_.feature, "threshold": t.tree_.threshold,
+                     "value": t.tree_.value[:, 0, 0]} for t in forest.estimators_])
+
+    def predict(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(Z))
+        total = np.zeros(len(Z))
+        for t in self.trees:
+            node = np.zeros(len(Z), dtype=np.int64)
+            while True:
+                inner = t["left"][node] >= 0
+                if not inner.any():
+                    break
+                n, r = node[inner], rows[inner]
+                go_left = Z[r, t["feature"][n]] <= t["threshold"][n]
+                node[inner] = np.where(go_left, t["left"][n], t["right"][n])
+            total += t["value"][node]
+        return total / len(self.trees)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trees": [{k: v.tolist() for k, v in t.items()} for t in self.trees]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _ForestMember:
+        dtypes = {"left": np.int64, "right": np.int64, "feature": np.int64, "threshold": float, "value": float}
+        return cls([{k: np.asarray(t[k], dtype=dtypes[k]) for k in dtypes} for t in d["trees"]])
+
+
+_MEMBERS = {"xgboost": _BoostedMember, "ridge": _RidgeMember, "rf": _ForestMember}
+
+
+class LatencyRegressor(RegressorMixin, BaseEstimator):
+    """Bootstrap ensemble on log-latency with calibrated intervals (see module docstring).
+
+    kind: ``xgboost`` (cost model + boosted correction), ``ridge`` (on log features) or ``rf``.
+    n_members: bootstrap members; their spread is the model part of the uncertainty.
+    coverage: target probability that the measured latency falls inside (low, high).
+    n_estimators, max_depth, learning_rate: boosting rounds (trees / 10 for ``rf``), tree depth, eta.
+    alpha: ridge penalty.
+    """
+
+    def __init__(self, kind: str = "xgboost", n_members: int = 5, coverage: float = 0.9,
+                 n_estimators: int = 300, max_depth: int = 4, learning_rate: float = 0.05,
+                 alpha: float = 1.0, random_state: int = 0):
+        self.kind = kind
+        self.n_members = n_members
+        self.coverage = coverage
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LatencyRegressor:
+        if self.kind not in _MEMBERS:
+            raise ValueError(f"unknown kind {self.kind!r}; allowed: {', '.join(_MEMBERS)}")
+        if self.n_members < 2:
+            raise ValueError(f"n_members must be >= 2 (the interval needs a spread); got {self.n_members}")
+        X = np.asarray(X, dtype=float)
+        y = np.asarray(y, dtype=float)
+        if np.any(~np.isfinite(y)) or np.any(y <= 0):
+            raise ValueError("latencies must be positive and finite")
+        log_y = np.log(y)
+        weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        rng = np.random.default_rng(self.random_state)
+        n = len(y)
+        member_cls = _MEMBERS[self.kind]
+        self.members_ = []
+        oob = np.full((self.n_members, n), np.nan)
+        for m in range(self.n_members):
+            idx = rng.integers(0, n, n)
+            member = member_cls.fit(X[idx], log_y[idx], weight[idx], self, int(rng.integers(2**31)))
+            self.members_.append(member)
+            out = np.setdiff1d(np.arange(n), idx)
+            oob[m, out] = member.predict(X[out], _log_features(X[out]))
+        self._calibrate(log_y, oob)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _calibrate(self, log_y: np.ndarray, oob: np.ndarray) -> None:
+        """Noise level and interval scale from out-of-bag predictions."""
+        seen = np.sum(~np.isnan(oob), axis=0)
+        usable = seen >= 2
+        mean = np.nanmean(oob[:, usable], axis=0)
+        spread = np.nanstd(oob[:, usable], axis=0)
+        resid = log_y[usable] - mean
+        self.noise_ = float(np.sqrt(max(np.mean(resid ** 2) - np.mean(spread ** 2), 1e-6)))
+        z = np.abs(resid) / np.sqrt(spread ** 2 + self.noise_ ** 2)
+        self.interval_scale_ = float(np.quantile(z, self.coverage)) if len(z) else 1.645
+
+    def _log_predictions(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        Z = _log_features(X)
+        return np.stack([m.predict(X, Z) for m in self.members_])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.exp(self._log_predictions(X).mean(axis=0))
+
+    def log_spread(self, X: np.ndarray) -> np.ndarray:
+        """Standard deviation of the members' log-latency predictions: the part of the
+        uncertainty that more measurements can shrink."""
+        return self._log_predictions(X).std(axis=0)
+
+    def predict_interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(median, low, high) in ms."""
+        logs = self._log_predictions(X)
+        mu = logs.mean(axis=0)
+        half = self.interval_scale_ * np.sqrt(logs.var(axis=0) + self.noise_ ** 2)
+        return np.exp(mu), np.exp(mu - half), np.exp(mu + half)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": self.get_params(), "noise": self.noise_, "interval_scale": self.interval_scale_,
+                "n_features": self.n_features_in_, "members": [m.to_dict() for m in self.members_]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyRegressor:
+        model = cls(**data["params"])
+        member_cls = _MEMBERS[model.kind]
+        model.members_ = [member_cls.from_dict(m) for m in data["members"]]
+        model.noise_, model.interval_scale_ = float(data["noise"]), float(data["interval_scale"])
+        model.n_features_in_ = int(data["n_features"])
+        return model
+
+
+def make_estimator(kind: str, **params: Any) -> LatencyRegressor | FewShotCalibrator:
+    """An unfitted estimator of a predictor kind (``KINDS``)."""
+    if kind == "fewshot":
+        return FewShotCalibrator(**params)
+    if kind not in KINDS:
+        raise ValueError(f"unknown predictor kind {kind!r}; allowed: {', '.join(KINDS)}")
+    return LatencyRegressor(kind=kind, **params)
+
+
+def estimator_to_json(estimator: LatencyRegressor | FewShotCalibrator) -> str:
+    return json.dumps(estimator.to_dict(), separators=(",", ":"))
+
+
+def estimator_from_json(kind: str, blob: str) -> LatencyRegressor | FewShotCalibrator:
+    data = json.loads(blob)
+    if kind == "fewshot":
+        return FewShotCalibrator.from_dict(data)
+    return LatencyRegressor.from_dict(data)
+
+
+class LatencyPredictor:
+    """A fitted latency model of one setup (device, backend, batch, threads), on configs.
+
+    ``predict(configs)`` computes features from the op tables (batched, cached per block) and
+    returns predicted milliseconds per image with the interval: ``(median, low, high)``.
+    """
+
+    def __init__(self, estimator: LatencyRegressor | FewShotCalibrator, device: str, backend: str,
+                 batch: int, threads: int | None, kind: str, metrics: dict[str, Any] | None = None,
+                 training_arch_ids: Sequence[str] = (), feature_version: str = FEATURE_VERSION,
+                 predictor_id: int | None = None):
+        if feature_version != FEATURE_VERSION:
+            raise NoPredictorError(
+                device, f" with the current feature version {FEATURE_VERSION} (stored: {feature_version})")
+        self.estimator = estimator
+        self.device, self.backend, self.batch, self.threads = device, backend, batch, threads
+        self.kind = kind
+        self.metrics = dict(metrics or {})
+        self.training_arch_ids = tuple(training_arch_ids)
+        self.feature_version = feature_version
+        self.predictor_id = predictor_id
+        self.featurizer = OpFeaturizer()
+
+    @property
+    def name(self) -> str:
+        """Human-readable identity, e.g. ``raspi5/ort/b1/t4/fewshot#3``."""
+        threads = "auto" if self.threads is None else self.threads
+        suffix = "" if self.predictor_id is None else f"#{self.predictor_id}"
+        return f"{self.device}/{self.backend}/b{self.batch}/t{threads}/{self.kind}{suffix}"
+
+    def features(self, configs: Sequence[ArchConfig]) -> np.ndarray:
+        return self.featurizer.transform(configs)
+
+    def predict(self, configs: Sequence[ArchConfig]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(median_ms, low_ms, high_ms) arrays, one entry per config."""
+        return self.estimator.predict_interval(self.features(configs))

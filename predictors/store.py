@@ -1,0 +1,287 @@
+"""Predictors in the database: training sets from measurements, training, storing and loading.
+
+A model is stored as JSON text (XGBoost boosters as their JSON model, everything else as plain
+coefficients), never as a pickle, together with its held-out metrics, the feature version, the
+ids of the architectures it was trained on and the library versions that made it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from explorer.architectures import config_from_dict
+from explorer.db import Architecture, Database, Device, Measurement, Predictor, ok_measurements, resolve_device
+from predictors.features import FEATURE_VERSION, OpFeaturizer
+from predictors.fewshot import CostModel
+from predictors.latency import (
+    KINDS,
+    LatencyPredictor,
+    NoPredictorError,
+    TrainingDataError,
+    estimator_from_json,
+    estimator_to_json,
+    make_estimator,
+)
+from predictors.metrics import cross_validate, regression_metrics
+from search_spaces.base import ArchConfig, KnobError
+
+#: below this many measured architectures a device gets the few-shot cost model by default
+FEW_SHOT_LIMIT = 40
+#: training weight of an architecture that only approximates the measured one (``exact`` False,
+#: e.g. the study's toy-conv models whose layers per stage were not published)
+INEXACT_WEIGHT = 0.1
+PRIORS = ("generic", "local")
+_LIBRARIES = ("numpy", "scipy", "scikit-learn", "xgboost")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a latency depends on besides the architecture."""
+
+    device: str
+    backend: str
+    batch: int
+    threads: int | None
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """One setup's current measurements as configs and per-image latencies.
+
+    target: ``relative`` when every measurement has a latency relative to the session's
+    reference model (then ``latency_ms`` = relative * ``reference_ms``, which removes the
+    machine's drift between sessions) or ``absolute`` (the measured medians).
+    repeatability: agreement of repeated measurements of the same architectures, if any.
+    exact: per architecture, False where the stored config only approximates the measured model.
+    """
+
+    setup: Setup
+    configs: tuple[ArchConfig, ...]
+    arch_ids: tuple[str, ...]
+    latency_ms: np.ndarray
+    provenance: str
+    target: str
+    reference_ms: float | None
+    repeatability: dict[str, float] | None
+    exact: tuple[bool, ...]
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.where(self.exact, 1.0, INEXACT_WEIGHT)
+
+
+def _per_image_ms(m: Measurement) -> float | None:
+    if m.median_ms is not None:
+        return m.median_ms
+    if m.value is None or m.value <= 0:
+        return None
+    return 1000.0 / m.value if m.metric == "throughput_img_s" else m.value
+
+
+def _pick_setup(rows: list[Measurement], device: Device) -> tuple[str, int, int | None]:
+    """The setup with most measurements (the device's defaults win ties)."""
+    counts: dict[tuple, int] = defaultdict(int)
+    for m in rows:
+        counts[(m.backend, m.batch, m.threads)] += 1
+
+    def rank(key: tuple) -> tuple:
+        return counts[key], key[1] == device.default_batch, key[2] == device.default_threads
+
+    return max(counts, key=rank)
+
+
+def _repeatability(session: Session, setup: Setup, relative: bool) -> dict[str, float] | None:
+    """Median |deviation| of repeated measurements from their architecture's median, in %."""
+    query = select(Measurement).where(
+        Measurement.device == setup.device, Measurement.status == "ok", Measurement.backend == setup.backend,
+        Measurement.batch == setup.batch,
+        Measurement.threads.is_(None) if setup.threads is None else Measurement.threads == setup.threads)
+    values: dict[str, list[float]] = defaultdict(list)
+    for m in session.scalars(query):
+        value = m.relative_to_reference if relative else _per_image_ms(m)
+        if value is not None and value > 0:
+            values[m.arch_id].append(value)
+    deviations = [abs(v / np.median(vs) - 1) for vs in values.values() if len(vs) >= 2 for v in vs]
+    if not deviations:
+        return None
+    deviations = np.asarray(deviations)
+    return {"architectures": sum(len(vs) >= 2 for vs in values.values()),
+            "median_deviation_pct": float(100 * np.median(deviations)),
+            "within_5": float(100 * np.mean(deviations <= 0.05)),
+            "within_10": float(100 * np.mean(deviations <= 0.10))}
+
+
+def _more_repeatable_relative(session: Session, setup: Setup) -> bool:
+    relative, absolute = _repeatability(session, setup, True), _repeatability(session, setup, False)
+    if relative is None or absolute is None:
+        return True
+    return relative["median_deviation_pct"] <= absolute["median_deviation_pct"]
+
+
+def load_training_set(session: Session, device: str, backend: str | None = None, batch: int | None = None,
+                      threads: int | None = None) -> TrainingSet:
+    """The current successful measurements of one setup of ``device`` (name or alias)."""
+    dev = resolve_device(session, device)
+    rows = ok_measurements(session, dev, backend, batch, threads)
+    if not rows:
+        raise TrainingDataError(
+            f"no successful measurements on device '{dev.name}'"
+            + (f" with backend={backend}, batch={batch}, threads={threads}" if backend or batch or threads else "")
+            + f"; measure some with `explorer measure --device {dev.name} --n 50`")
+    backend, batch, threads = _pick_setup(rows, dev)
+    rows = [m for m in rows if (m.backend, m.batch, m.threads) == (backend, batch, threads)]
+    rows = [m for m in rows if _per_image_ms(m) is not None]
+    setup = Setup(dev.name, backend, batch, threads)
+    # Reference-normalised latency removes slow drift but adds the reference's own noise: use it
+    # only where repeated measurements say it is the more repeatable of the two.
+    relative = all(m.relative_to_reference for m in rows) and _more_repeatable_relative(session, setup)
+    latency = np.array([_per_image_ms(m) for m in rows])
+    reference_ms = None
+    if relative:
+        ratios = np.array([m.relative_to_reference for m in rows])
+        reference_ms = float(np.median(latency / ratios))
+        latency = ratios * reference_ms
+    archs = [session.get_one(Architecture, m.arch_id) for m in rows]
+    configs = tuple(config_from_dict(a.config_json) for a in archs)
+    provenance = "published" if all(m.provenance == "published" for m in rows) else "measured"
+    return TrainingSet(setup, configs, tuple(m.arch_id for m in rows), latency, provenance,
+                       "relative" if relative else "absolute", reference_ms,
+                       _repeatability(session, setup, relative), tuple(a.exact for a in archs))
+
+
+def _library_versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in _LIBRARIES}
+
+
+def local_prior(session: Session, exclude: str | None = None) -> dict[str, float] | None:
+    """Cost-model coefficients fitted on the measured device with most measurements (the prior
+    of few-shot calibration), or None if no measured device has enough."""
+    best: tuple[int, str] | None = None
+    for dev in session.scalars(select(Device).where(Device.provenance == "measured")):
+        n = len(ok_measurements(session, dev))
+        if dev.name != exclude and n >= FEW_SHOT_LIMIT and (best is None or n > best[0]):
+            best = (n, dev.name)
+    if best is None:
+        return None
+    data = load_training_set(session, best[1])
+    return CostModel().fit(OpFeaturizer().transform(data.configs), data.latency_ms).to_dict()
+
+
+def evaluate(data: TrainingSet, kind: str, folds: int = 5, seed: int = 0, prior: dict[str, float] | None = None,
+             on_fold: Callable[[int, int], None] | None = None, max_train: int | None = None,
+             features: np.ndarray | None = None) -> dict[str, Any]:
+    """Held-out metrics of ``kind`` and of the MACs-only baseline on the same folds.
+
+    Few-shot models are scored leave-one-out; the others by ``folds``-fold cross-validation.
+    The out-of-fold predictions are kept (``points``) for the predicted-versus-measured plot.
+    ``max_train`` caps the training architectures per fold; ``features`` replaces the computed
+    feature matrix (for ablations).
+    """
+    n = len(data.latency_ms)
+    if n < 3:
+        raise TrainingDataError(f"{n} measured architectures on '{data.setup.device}'; at least 3 are needed")
+    X = OpFeaturizer().transform(data.configs) if features is None else features
+    folds = n if kind == "fewshot" else folds
+    params = {"prior": prior} if kind == "fewshot" else {"random_state": seed}
+    cv = cross_validate(lambda: make_estimator(kind, **params), X, data.latency_ms, folds, seed, on_fold,
+                        data.weights, max_train)
+    y = data.latency_ms
+    exact = np.asarray(data.exact)
+    return {
+        "kind": kind,
+        "protocol": "leave-one-out" if folds >= n else f"{folds}-fold cross-validation by architecture",
+        "model": regression_metrics(y, cv["predicted"], cv["low"], cv["high"]),
+        "macs_baseline": regression_metrics(y, cv["macs"]),
+        "exact_only": None if exact.all() or exact.sum() < 3 else {
+            "model": regression_metrics(y[exact], cv["predicted"][exact], cv["low"][exact], cv["high"][exact]),
+            "macs_baseline": regression_metrics(y[exact], cv["macs"][exact])},
+        "repeatability": data.repeatability,
+        "target": data.target,
+        "reference_ms": data.reference_ms,
+        "points": {"arch_ids": list(data.arch_ids), "measured": y.tolist(),
+                   **{key: cv[key].tolist() for key in ("predicted", "low", "high", "macs")}},
+    }
+
+
+def default_kind(data: TrainingSet) -> str:
+    return "fewshot" if len(data.latency_ms) < FEW_SHOT_LIMIT else "xgboost"
+
+
+def train_predictor(db: Database, device: str, kind: str | None = None, *, backend: str | None = None,
+                    batch: int | None = None, threads: int | None = None, folds: int = 5, seed: int = 0,
+                    prior: str = "generic", make_default: bool = True,
+                    on_fold: Callable[[int, int], None] | None = None) -> LatencyPredictor:
+    """Evaluate ``kind`` (default: few-shot below ``FEW_SHOT_LIMIT`` architectures, else XGBoost)
+    on held-out architectures, fit it on all of them and store it (as the device's default).
+
+    prior: of the few-shot model, ``generic`` (:data:`~predictors.fewshot.GENERIC_COEFFICIENTS`)
+    or ``local`` (a cost model fitted on the measured device with most measurements).
+    """
+    if kind is not None and kind not in KINDS:
+        raise KnobError("kind", kind, "one of " + ", ".join(KINDS))
+    if prior not in PRIORS:
+        raise KnobError("prior", prior, "one of " + ", ".join(PRIORS))
+    with db.session() as session:
+        data = load_training_set(session, device, backend, batch, threads)
+        kind = kind or default_kind(data)
+        coefficients = None
+        if kind == "fewshot" and prior == "local":
+            coefficients = local_prior(session, exclude=data.setup.device)
+            if coefficients is None:
+                raise TrainingDataError(f"no measured device has the {FEW_SHOT_LIMIT} measurements a local prior "
+                                        "needs; use the generic prior")
+    metrics = evaluate(data, kind, folds, seed, coefficients, on_fold)
+    metrics["prior"] = prior if kind == "fewshot" else None
+    params = {"prior": coefficients} if kind == "fewshot" else {"random_state": seed}
+    estimator = make_estimator(kind, **params).fit(OpFeaturizer().transform(data.configs), data.latency_ms,
+                                                   sample_weight=data.weights)
+    setup = data.setup
+    row = Predictor(device=setup.device, backend=setup.backend, batch=setup.batch, threads=setup.threads,
+                    kind=kind, feature_version=FEATURE_VERSION,
+                    model_format="xgboost-json" if kind == "xgboost" else "json",
+                    model_blob=estimator_to_json(estimator), metrics=metrics,
+                    training_arch_ids=list(data.arch_ids), library_versions=_library_versions(),
+                    is_default=make_default)
+    with db.session() as session:
+        if make_default:
+            session.execute(update(Predictor).where(Predictor.device == setup.device).values(is_default=False))
+        session.add(row)
+        session.flush()
+        predictor_id = row.id
+    return LatencyPredictor(estimator, setup.device, setup.backend, setup.batch, setup.threads, kind, metrics,
+                            data.arch_ids, FEATURE_VERSION, predictor_id)
+
+
+def predictor_row(session: Session, device: str, kind: str | None = None) -> Predictor:
+    """The stored predictor of ``device`` (name or alias): the default one, else the newest
+    (of ``kind`` if given)."""
+    dev = resolve_device(session, device)
+    query = select(Predictor).where(Predictor.device == dev.name)
+    if kind is not None:
+        query = query.where(Predictor.kind == kind)
+    row = session.scalars(query.order_by(Predictor.is_default.desc(), Predictor.id.desc())).first()
+    if row is None:
+        raise NoPredictorError(dev.name, f" of kind '{kind}'" if kind else "")
+    return row
+
+
+def load_predictor(db: Database, device: str, kind: str | None = None) -> LatencyPredictor:
+    """The device's stored predictor, ready for ``predict(configs)``.
+
+    Raises ``UnknownDeviceError`` (lists the known devices) or :class:`NoPredictorError` (says
+    how to train one).
+    """
+    with db.session() as session:
+        row = predictor_row(session, device, kind)
+        return LatencyPredictor(estimator_from_json(row.kind, row.model_blob), row.device, row.backend,
+                                row.batch, row.threads, row.kind, row.metrics, row.training_arch_ids,
+                                row.feature_version, row.id)
+

@@ -1,0 +1,254 @@
+"""Latency predictors: features, regressors, few-shot calibration and storage in the database."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from explorer.architectures import resolve
+from explorer.cli import main
+from explorer.db import Measurement, Predictor, UnknownDeviceError, open_database, upsert_architecture
+from predictors import FEATURE_VERSION, NoPredictorError, load_predictor, train_predictor
+from explorer.measure.campaign import SampleRequest
+from predictors.active import select_uncertain, uncertainty_sampler
+from predictors.features import FEATURE_NAMES, OpFeaturizer, config_features
+from predictors.fewshot import CostModel, FewShotCalibrator
+from predictors.latency import LatencyRegressor, TrainingDataError
+from predictors.metrics import MacsBaseline, regression_metrics
+from search_spaces.lowformer import LOWFORMER_PRESETS
+from search_spaces.lowformer.sampling import sample_configs
+
+#: the cost model that generates the synthetic latencies
+TRUE_COST = CostModel({"dense_macs": 4e-8, "depthwise_macs": 3e-7, "transposed_macs": 2e-7,
+                       "attention_macs": 1e-7, "bytes": 5e-8, "compute_launches": 0.02,
+                       "elementwise_launches": 0.005})
+
+
+def synthetic(n: int, seed: int, noise: float = 0.02) -> tuple[list, np.ndarray, np.ndarray]:
+    configs = sample_configs(n, seed=seed)
+    X = OpFeaturizer().transform(configs)
+    y = TRUE_COST.predict(X) * np.exp(np.random.default_rng(seed).normal(0, noise, n))
+    return configs, X, y
+
+
+def add_measurements(db, device: str, configs, latencies, provenance: str = "measured", threads=2) -> None:
+    with db.session() as session:
+        for config, ms in zip(configs, latencies):
+            arch = upsert_architecture(session, config)
+            session.add(Measurement(arch_id=arch.arch_id, device=device, backend="ort", batch=1, threads=threads,
+                                    resolution=config.resolution, metric="latency_ms", value=float(ms),
+                                    median_ms=float(ms), status="ok", provenance=provenance))
+
+
+@pytest.fixture()
+def db(tmp_path):
+    database = open_database(f"sqlite:///{tmp_path / 'test.db'}")
+    yield database
+    database.close()
+
+
+# -- features ----------------------------------------------------------------------------------
+
+def test_features_are_deterministic_with_a_fixed_layout():
+    configs = [cfg for cfg, _ in LOWFORMER_PRESETS.values()]
+    a, b = OpFeaturizer().transform(configs), OpFeaturizer().transform(configs)
+    assert a.shape == (len(configs), len(FEATURE_NAMES))
+    np.testing.assert_array_equal(a, b)
+    assert FEATURE_VERSION
+
+
+def test_fast_path_equals_the_op_table_path():
+    configs = sample_configs(40, seed=3) + [cfg.with_resolution(192) for cfg, _ in LOWFORMER_PRESETS.values()]
+    featurizer = OpFeaturizer()
+    featurizer.transform(configs[:10])  # warm the block cache with part of the batch
+    fast = featurizer.transform(configs)
+    slow = np.stack([config_features(c) for c in configs])
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_features_agree_with_the_op_table_totals():
+    config = LOWFORMER_PRESETS["lowformer-b1"][0]
+    table = config.op_table()
+    vec = dict(zip(FEATURE_NAMES, config_features(config)))
+    assert vec["total.macs"] == table.macs
+    assert vec["total.params"] == table.params
+    assert vec["total.ops"] == len(table)
+    assert vec["input.resolution"] == 224
+    # stage 1 of B1 is one fused MBConv: a 3x3 conv 16 -> 96 and a 1x1 conv 96 -> 32, at 56 px
+    assert vec["stage1.convs"] == 2 and vec["stage1.resolution"] == 56 and vec["stage1.channels"] == 64
+    assert vec["attention.score_elements"] > 0
+
+
+def test_toy_models_get_features_through_their_op_table():
+    toys = [entry for entry in ("toy-conv-1", "attention-stack-mhsa") if _known(entry)]
+    if not toys:
+        pytest.skip("study toy models not registered")
+    X = OpFeaturizer().transform([resolve(name) for name in toys])
+    assert np.all(X[:, FEATURE_NAMES.index("total.macs")] > 0)
+
+
+def _known(name: str) -> bool:
+    from explorer.architectures import NAMED_ARCHITECTURES
+
+    return name in NAMED_ARCHITECTURES
+
+
+# -- regressors --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, max_mape", [("xgboost", 4.0), ("ridge", 6.0), ("rf", 8.0)])
+def test_regressor_recovers_a_known_cost_model(kind, max_mape):
+    _, X, y = synthetic(260, seed=1)
+    model = LatencyRegressor(kind=kind, n_members=3, n_estimators=150).fit(X[:200], y[:200])
+    assert model.fit(X[:200], y[:200]) is model
+    median, low, high = model.predict_interval(X[200:])
+    metrics = regression_metrics(y[200:], median, low, high)
+    assert metrics["mape"] < max_mape
+    assert metrics["kendall"] > 0.9
+    assert metrics["coverage"] > 70
+    assert np.all(low <= median) and np.all(median <= high)
+
+
+def test_cost_model_fit_recovers_the_coefficients():
+    _, X, y = synthetic(200, seed=2, noise=0.0)
+    fitted = CostModel().fit(X, y).to_dict()
+    for term, coefficient in TRUE_COST.to_dict().items():
+        assert fitted[term] == pytest.approx(coefficient, rel=0.02)
+
+
+def test_macs_baseline_is_a_power_law():
+    X = np.zeros((3, len(FEATURE_NAMES)))
+    X[:, FEATURE_NAMES.index("total.macs")] = [1e8, 1e9, 1e10]
+    baseline = MacsBaseline().fit(X, 2.0 * X[:, FEATURE_NAMES.index("total.macs")] ** 0.5)
+    np.testing.assert_allclose(baseline.coef_, [0.5, np.log(2.0)], atol=1e-9)
+
+
+def test_regressor_rejects_bad_hyper_parameters():
+    _, X, y = synthetic(20, seed=4)
+    with pytest.raises(ValueError, match="unknown kind 'svm'"):
+        LatencyRegressor(kind="svm").fit(X, y)
+    with pytest.raises(ValueError, match="positive"):
+        LatencyRegressor().fit(X, -y)
+
+
+# -- few-shot ----------------------------------------------------------------------------------
+
+def test_few_shot_calibration_transfers_a_prior_to_a_slower_device():
+    """Ten points of a device 3x slower with depthwise 1.5x worse: the scaled prior fits them."""
+    _, X, _ = synthetic(110, seed=5, noise=0.0)
+    coefficients = TRUE_COST.to_dict()
+    device = CostModel({k: 3 * v * (1.5 if k == "depthwise_macs" else 1) for k, v in coefficients.items()})
+    y = device.predict(X)
+    few = FewShotCalibrator(prior=coefficients).fit(X[:10], y[:10])
+    median, low, high = few.predict_interval(X[10:])
+    assert regression_metrics(y[10:], median)["mape"] < 10
+    assert np.all(median > 0) and np.all(low < median) and np.all(high > median)
+    assert len(few.loo_predictions_) == 10
+
+
+def test_few_shot_without_prior_stays_physical_on_random_configs():
+    configs, X, y = synthetic(60, seed=6)
+    few = FewShotCalibrator().fit(X[:6], y[:6])
+    median = few.predict(X)
+    assert np.all(median > 0) and np.all(np.isfinite(median))
+    macs = X[:, FEATURE_NAMES.index("total.macs")]
+    assert regression_metrics(macs, median)["spearman"] > 0.5  # bigger models are predicted slower
+
+
+# -- storage -----------------------------------------------------------------------------------
+
+def test_train_store_load_round_trip_predicts_identically(db):
+    configs, _, y = synthetic(60, seed=7)
+    add_measurements(db, "local", configs, y)
+    trained = train_predictor(db, "local", kind="xgboost", folds=3)
+    loaded = load_predictor(db, "local")
+    assert loaded.kind == "xgboost" and loaded.feature_version == FEATURE_VERSION
+    for a, b in zip(trained.predict(configs[:20]), loaded.predict(configs[:20])):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    with db.session() as session:
+        row = session.query(Predictor).one()
+        assert row.model_format == "xgboost-json" and row.is_default
+        json.loads(row.model_blob)  # plain JSON, no pickle
+        assert set(row.training_arch_ids) == {c.arch_id for c in configs}
+        assert {"numpy", "xgboost", "scikit-learn"} <= set(row.library_versions)
+        assert row.metrics["model"]["n"] == 60
+        assert row.metrics["macs_baseline"]["mape"] > row.metrics["model"]["mape"]
+
+
+def test_few_shot_is_the_default_for_a_published_device(db):
+    configs, _, y = synthetic(8, seed=8)
+    add_measurements(db, "raspi5-ort", configs, 3 * y, provenance="published", threads=None)
+    predictor = train_predictor(db, "raspi5")
+    assert predictor.kind == "fewshot" and predictor.device == "raspi5-ort"
+    assert predictor.metrics["protocol"] == "leave-one-out"
+    median, low, high = load_predictor(db, "raspi5").predict(configs)
+    assert np.all((low < median) & (median < high))
+
+
+def test_missing_predictor_and_unknown_device_errors(db):
+    with pytest.raises(NoPredictorError, match="explorer predictor train --device local"):
+        load_predictor(db, "local")
+    with pytest.raises(UnknownDeviceError, match="known devices"):
+        load_predictor(db, "no-such-board")
+
+
+# -- active learning ---------------------------------------------------------------------------
+
+def test_uncertainty_picks_where_the_ensemble_disagrees_and_spreads_out():
+    _, X, y = synthetic(150, seed=9)
+    model = LatencyRegressor(kind="ridge", n_members=5).fit(X[:30], y[:30])
+    spread = model.log_spread(X[30:])
+    picked = select_uncertain(model, X[30:], 10, diversity=0.0)
+    assert set(picked) == set(np.argsort(spread)[-10:])
+    diverse = select_uncertain(model, X[30:], 10)
+    assert len(set(diverse)) == 10 and diverse[0] == np.argmax(spread)
+
+
+def test_uncertainty_strategy_needs_a_few_measurements(db):
+    configs, _, y = synthetic(12, seed=10)
+    request = SampleRequest(n=3, seed=0, database=db, device="local")
+    with pytest.raises(TrainingDataError, match="--sampler random"):
+        uncertainty_sampler(request)
+    add_measurements(db, "local", configs, y)
+    picked = uncertainty_sampler(request)
+    assert len(picked) == 3 and not {c.arch_id for c in picked} & {c.arch_id for c in configs}
+
+
+# -- command line ------------------------------------------------------------------------------
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_train_predict_and_report(db, tmp_path, capsys):
+    configs, _, y = synthetic(45, seed=11)
+    add_measurements(db, "local", configs, y)
+    url = db.url
+    code, out, _ = run_cli(capsys, "predictor", "train", "--device", "local", "--kind", "ridge", "--folds", "3",
+                           "--db", url, "--json")
+    assert code == 0
+    trained = json.loads(out)
+    assert trained["kind"] == "ridge" and trained["model"]["n"] == 45
+    assert trained["macs_baseline"]["mape"] > 0
+    code, out, _ = run_cli(capsys, "predict", "lowformer-b1", "--device", "local", "--db", url, "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert {"arch_id", "latency_ms", "low_ms", "high_ms", "predictor"} <= set(result)
+    assert result["kind"] == "prediction" and result["low_ms"] < result["latency_ms"] < result["high_ms"]
+    assert result["arch_id"] == LOWFORMER_PRESETS["lowformer-b1"][0].arch_id
+    page = tmp_path / "report.html"
+    code, out, _ = run_cli(capsys, "predictor", "report", "--device", "local", "--db", url, "-o", str(page), "--json")
+    assert code == 0 and json.loads(out)["kind"] == "ridge"
+    assert "plotly" in page.read_text().lower()
+
+
+def test_cli_errors_name_the_problem(db, capsys):
+    code, _, err = run_cli(capsys, "predict", "lowformer-b1", "--device", "local", "--db", db.url)
+    assert code == 2 and "explorer predictor train --device local" in err
+    code, _, err = run_cli(capsys, "predict", "lowformer-b1", "--device", "no-such-board", "--db", db.url)
+    assert code == 2 and "no-such-board" in err and "local" in err
+    code, _, err = run_cli(capsys, "predictor", "train", "--device", "local", "--db", db.url)
+    assert code == 2 and "explorer measure --device local" in err
