@@ -1,0 +1,65 @@
+"""Size baselines: ``params``, ``macs`` and ``size-rank``, all read from the analytic op table.
+
+They are the bar every other accuracy score must clear: on public benchmarks, zero-cost proxies
+computed on synthetic inputs rarely rank trained networks better than the parameter count.
+No model is built, so each costs microseconds.
+
+``size-rank`` is the rank sum of params and MACs, made computable for one architecture on its own:
+each count is placed in a fixed reference population (``REFERENCE_SIZE`` configs drawn by the
+LowFormer sampler with ``REFERENCE_SEED``, at the architecture's resolution) as a mid-rank fraction
+in [0, 1], and the two fractions are added, giving a value in [0, 2]. It ranks like the classic
+rank sum inside any population drawn from the same sampler, and changes only if the reference
+population does (bump ``SIZE_RANK_VERSION`` then).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from search_spaces.base import ArchConfig
+
+REFERENCE_SIZE = 512
+REFERENCE_SEED = 0
+SIZE_RANK_VERSION = f"1+ref=lowformer-sampler-n{REFERENCE_SIZE}-s{REFERENCE_SEED}"
+
+
+class SizeRankError(ValueError):
+    """``size-rank`` was asked for a space without a reference population."""
+
+
+def params(config: ArchConfig) -> float:
+    """Parameter count of the architecture (exact, from the op table)."""
+    return float(config.op_table().params)
+
+
+def macs(config: ArchConfig) -> float:
+    """Multiply-accumulates at the config's own resolution (paper convention)."""
+    return float(config.op_table().macs)
+
+
+@lru_cache(maxsize=8)
+def _reference_counts(resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted params and MACs of the reference population at ``resolution`` (pure, memoised)."""
+    from search_spaces.lowformer.sampling import sample_configs
+
+    tables = [c.op_table() for c in sample_configs(REFERENCE_SIZE, REFERENCE_SEED, resolution=resolution)]
+    return (np.sort([float(t.params) for t in tables]), np.sort([float(t.macs) for t in tables]))
+
+
+def _mid_rank(sorted_values: np.ndarray, value: float) -> float:
+    below = np.searchsorted(sorted_values, value, side="left")
+    not_above = np.searchsorted(sorted_values, value, side="right")
+    return float((below + not_above) / (2 * len(sorted_values)))
+
+
+def size_rank(config: ArchConfig) -> float:
+    """Mid-rank fraction of params plus that of MACs in the reference population, in [0, 2]."""
+    if config.space != "lowformer":
+        raise SizeRankError(
+            f"size-rank has a reference population only for the 'lowformer' space, not {config.space!r}; "
+            "use 'params' or 'macs' instead")
+    ref_params, ref_macs = _reference_counts(config.resolution)
+    table = config.op_table()
+    return _mid_rank(ref_params, float(table.params)) + _mid_rank(ref_macs, float(table.macs))
