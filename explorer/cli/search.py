@@ -1,0 +1,275 @@
+"""``explorer search``, ``dashboard``, ``verify`` and ``export``: from a latency budget to a
+shortlist, its dashboard, its real measurements and packages for a training repository."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from explorer.cli.common import add_db, add_json, console, errors, print_json
+
+DASHBOARD_DIR = "out/dashboards"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from explorer.search import DEFAULT_TOP, SAMPLERS
+
+    search = subparsers.add_parser("search", help="budgeted multi-objective architecture search")
+    search.add_argument("--device", required=True, help="device name or alias (see `explorer devices`)")
+    search.add_argument("--budget", required=True, help="latency budget per image, e.g. 40ms, 0.04s, 40000us")
+    search.add_argument("--objective", default="default",
+                        help="accuracy score to maximise (default: the score with the best evidence; "
+                             "see `explorer proxy report`)")
+    search.add_argument("--trials", type=int, default=1000, help="total trials of the study (a re-run resumes)")
+    search.add_argument("--sampler", choices=SAMPLERS, default="nsga2")
+    search.add_argument("--study", default=None, help="study name (default: DEVICE-BUDGET-OBJECTIVE)")
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--resolution", type=int, default=224)
+    search.add_argument("--workers", type=int, default=1, help="processes sharing the study storage")
+    _add_storage(search)
+    search.add_argument("--top", type=int, default=DEFAULT_TOP, help="size of the shortlist")
+    search.add_argument("--dashboard", default=None, metavar="FILE.html",
+                        help=f"dashboard path (default: {DASHBOARD_DIR}/STUDY.html)")
+    search.add_argument("--no-dashboard", action="store_true", help="do not write the dashboard")
+    add_db(search)
+    add_json(search)
+    search.set_defaults(handler=_search)
+
+    dashboard = subparsers.add_parser("dashboard", help="HTML dashboard of a search (or of the hardware study)")
+    what = dashboard.add_mutually_exclusive_group(required=True)
+    what.add_argument("--study", help="search study name")
+    what.add_argument("--study-heatmaps", action="store_true",
+                      help="fused-vs-unfused heatmaps of the hardware study on --device")
+    dashboard.add_argument("--device", help="device of the heatmaps")
+    dashboard.add_argument("-o", "--output", required=True, metavar="FILE.html")
+    dashboard.add_argument("--top", type=int, default=DEFAULT_TOP)
+    _add_storage(dashboard)
+    add_db(dashboard)
+    dashboard.set_defaults(handler=_dashboard)
+
+    verify = subparsers.add_parser("verify", help="measure a search's shortlist and compare with predictions")
+    verify.add_argument("--study", required=True)
+    verify.add_argument("--top", type=int, default=DEFAULT_TOP)
+    verify.add_argument("--device", required=True, help="device to measure on (this host unless --ssh)")
+    verify.add_argument("--ssh", default=None, metavar="USER@HOST", help="measure on a host over SSH")
+    verify.add_argument("--ssh-port", type=int, default=22)
+    verify.add_argument("--bundle", default=None, metavar="DIR",
+                        help="for a device without the tool: write what is still to measure as a bundle here; "
+                             "run its runner.py there, `explorer ingest` the results, then verify again")
+    _add_storage(verify)
+    add_db(verify)
+    add_json(verify)
+    verify.set_defaults(handler=_verify)
+
+    export = subparsers.add_parser("export", help="self-contained packages for a training repository")
+    export.add_argument("names", nargs="*", metavar="PRESET", help="named architectures to export")
+    export.add_argument("--study", default=None)
+    export.add_argument("--trial", type=int, action="append", default=[], help="trial number (repeatable)")
+    export.add_argument("--shortlist", action="store_true", help="the study's whole shortlist")
+    export.add_argument("--top", type=int, default=DEFAULT_TOP)
+    export.add_argument("--arch", action="append", default=[], metavar="ID", help="architecture id (repeatable)")
+    export.add_argument("--device", action="append", default=[],
+                        help="also state the predicted latency on this device (repeatable)")
+    export.add_argument("--to", required=True, metavar="DIR")
+    _add_storage(export)
+    add_db(export)
+    add_json(export)
+    export.set_defaults(handler=_export)
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", default=None, metavar="URL",
+                        help="SQLAlchemy URL or SQLite path of the study storage (default: studies.db beside "
+                             "the measurement database; postgresql://... for workers on several machines)")
+
+
+def _storage(args: argparse.Namespace) -> str:
+    from explorer.db import database_url
+    from explorer.search import default_storage_url
+
+    return args.storage or default_storage_url(database_url(args.db))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=errors)
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+def _search(args: argparse.Namespace) -> int:
+    import optuna
+
+    from explorer.dashboard import search_dashboard, study_dashboard, write_html
+    from explorer.db import database_url, open_database, resolve_device
+    from explorer.search import (
+        Evaluator,
+        ModelSource,
+        ScoreObjective,
+        SearchSettings,
+        completed,
+        load_latency_model,
+        open_study,
+        parse_budget,
+        run_search,
+        search_report,
+    )
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    budget = parse_budget(args.budget)
+    db = open_database(args.db)
+    with db.session() as session:
+        device = resolve_device(session, args.device).name
+    evaluator = Evaluator(load_latency_model(db, device), ScoreObjective(db, args.objective))
+    settings = SearchSettings(device, budget, evaluator.objective.name, args.trials, args.sampler, args.seed,
+                              args.resolution, args.study)
+    storage = _storage(args)
+    done = completed(open_study(storage, settings, evaluator.latency.name, evaluator.objective.label))
+    with _progress() as progress:
+        task = progress.add_task(f"searching {settings.name}", total=max(settings.trials, done), completed=done)
+        study = run_search(settings, storage, ModelSource(database_url(args.db), device, settings.objective),
+                           workers=args.workers, evaluator=evaluator,
+                           on_batch=lambda n: progress.advance(task, n))
+    report = {"storage": storage, **search_report(study, evaluator, args.top), "dashboard": None}
+    if not args.no_dashboard:
+        path = args.dashboard or str(Path(DASHBOARD_DIR) / f"{study.study_name}.html")
+        report["dashboard"] = str(write_html(search_dashboard(study_dashboard(db, study, evaluator, top=args.top)),
+                                             path))
+    if args.json:
+        print_json(report)
+        return 0
+    _print_report(report)
+    return 0
+
+
+def _fmt_knobs(knobs: dict) -> tuple[str, str, str]:
+    attention = "/".join(a + ("" if m else " (no MLP)") for a, m in zip(knobs["attention"], knobs["mlp"]))
+    return "-".join(map(str, knobs["widths"])), "-".join(map(str, knobs["depths"])), attention
+
+
+def _candidate_table(title: str, rows: list[dict], label_column: str, score_label: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in (label_column, "arch id", "widths", "depths", "attention s3/s4", "MACs (M)", "params (M)",
+                   "latency ms (predicted) [interval]", score_label, "nearest preset"):
+        table.add_column(column, justify="right" if "(M)" in column or "ms" in column else "left")
+    for row in rows:
+        label = row["name"] if row["trial"] is None else str(row["trial"])
+        if row["trial"] is None and not row["meets_budget"]:
+            label += " (over budget)"
+        table.add_row(label, row["arch_id"], *_fmt_knobs(row["knobs"]), f"{row['macs'] / 1e6:.0f}",
+                      f"{row['params'] / 1e6:.2f}",
+                      f"{row['latency_ms']:.1f} [{row['low_ms']:.1f}, {row['high_ms']:.1f}]", f"{row['score']:.4g}",
+                      f"{row['nearest_preset']} ({row['preset_distance']:.2f})")
+    return table
+
+
+def _print_report(report: dict) -> None:
+    console.print(f"Study [bold]{report['study']}[/bold] ({report['storage']}): {report['trials']} trials, "
+                  f"{report['unique_architectures']} architectures, {report['feasible_trials']} within "
+                  f"{report['budget_ms']:g} ms (predicted upper bound), Pareto front of {report['pareto_size']}.",
+                  highlight=False)
+    console.print(f"Latency: predicted by {report['predictor']}. Score: {report['objective_label']}.",
+                  highlight=False)
+    score = f"{report['objective']} ({report['objective_label']})"
+    console.print(_candidate_table(f"Shortlist to train on {report['device']} (budget {report['budget_ms']:g} ms)",
+                                   report["shortlist"], "trial", score))
+    console.print(_candidate_table("Published LowFormer models, predicted the same way", report["references"],
+                                   "model", score))
+    if not report["shortlist"]:
+        console.print("No architecture meets the budget: raise --budget or --trials.")
+    if report["dashboard"]:
+        console.print(f"Dashboard: {report['dashboard']}", highlight=False)
+
+
+# -- dashboard ------------------------------------------------------------------------------------
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from explorer.dashboard import search_dashboard, study_dashboard, write_html
+    from explorer.db import open_database
+    from explorer.errors import UserError
+    from explorer.search import load_study, study_evaluator
+
+    db = open_database(args.db)
+    if args.study_heatmaps:
+        from explorer.study import render_heatmaps, summarize_study
+
+        if not args.device:
+            raise UserError("--study-heatmaps needs --device NAME (the device the hardware study ran on)")
+        path = render_heatmaps(summarize_study("fused-mbconv", args.device, db), args.output)
+    else:
+        study = load_study(_storage(args), args.study)
+        evaluator = study_evaluator(db, study)
+        path = write_html(search_dashboard(study_dashboard(db, study, evaluator, top=args.top)), args.output)
+    console.print(f"Dashboard: {Path(path).resolve()}", highlight=False)
+    return 0
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+def _verify(args: argparse.Namespace) -> int:
+    from explorer.db import open_database
+    from explorer.search import load_study
+    from explorer.verify import verify_shortlist
+
+    db = open_database(args.db)
+    study = load_study(_storage(args), args.study)
+    transport = None
+    if args.ssh:
+        from explorer.remote import SSHTarget, SSHTransport
+
+        transport = SSHTransport(SSHTarget.parse(args.ssh, port=args.ssh_port), args.device)
+    report = verify_shortlist(db, study, args.device, top=args.top, transport=transport, bundle_dir=args.bundle,
+                              show_progress=not args.json)
+    data = report.to_dict()
+    if args.json:
+        print_json(data)
+        return 0
+    table = Table(title=f"Verification of {report.study} on {report.device} (budget {report.budget_ms:g} ms)",
+                  title_justify="left")
+    for column in ("trial", "arch id", "predicted ms [interval]", "measured ms", "meets budget", "in interval"):
+        table.add_column(column)
+    for r in report.rows:
+        table.add_row(str(r.trial), r.arch_id, f"{r.predicted_ms:.2f} [{r.low_ms:.2f}, {r.high_ms:.2f}]",
+                      "-" if r.measured_ms is None else f"{r.measured_ms:.2f}", _yes(r.meets_budget),
+                      _yes(r.within_interval))
+    console.print(table)
+    mape = "n/a" if data["mape_percent"] is None else f"{data['mape_percent']:.1f} %"
+    console.print(f"{data['meeting_budget']}/{data['measured']} measured architectures meet the budget; "
+                  f"{data['within_interval']}/{data['measured']} inside the predicted interval; MAPE {mape} "
+                  f"(predictor {report.predictor}). Stored in {db.url}.", highlight=False)
+    if args.bundle and len(report.measured) < len(report.rows):
+        console.print(f"Bundle of the architectures still to measure: {Path(args.bundle).resolve()} (copy it to "
+                      "the device, run `python3 runner.py` there, then `explorer ingest` its results file and "
+                      "re-run this command)", highlight=False)
+    return 0
+
+
+def _yes(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "NO")
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+def _export(args: argparse.Namespace) -> int:
+    from explorer.db import open_database
+    from explorer.export import export_many
+    from explorer.export.sources import export_items
+
+    db = open_database(args.db)
+    items = export_items(db, _storage(args) if args.study or args.arch else None, study=args.study,
+                         trials=args.trial, shortlist_top=args.top if args.shortlist else None,
+                         arch_ids=args.arch, names=args.names, devices=args.device)
+    results = export_many(items, args.to)
+    if args.json:
+        print_json([{**dataclasses.asdict(r), "directory": str(r.directory)} for r in results])
+    else:
+        for r in results:
+            if r.ok:
+                console.print(f"[green]exported[/green] {r.label} ({r.arch_id}) -> {r.directory}", highlight=False)
+            else:
+                errors.print(f"[red]failed[/red] {r.label} ({r.arch_id}): {r.error}", highlight=False)
+    return 0 if all(r.ok for r in results) else 1

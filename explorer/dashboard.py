@@ -1,0 +1,279 @@
+"""One self-contained HTML page per search (plotly.js inlined, works offline).
+
+Plots, in this order (the browser test relies on it): 0 every trial in (predicted latency,
+score) with the feasible Pareto front, the budget line, the shortlist and the published models;
+1 hypervolume after each trial; 2 knob importance for the score and for the latency
+(mean decrease in impurity of a random forest: deterministic, offline, about a second);
+3 predicted versus measured latency where measurements exist; 4 predicted latency of the
+shortlist and the published models on every device that has a predictor.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import optuna
+import plotly.graph_objects as go
+import plotly.io as pio
+from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param_importances
+
+from explorer.search.hypervolume import hypervolume_history
+from explorer.search.shortlist import Candidate, key_knobs, pareto_front, reference_candidates, shortlist
+from explorer.search.space import config_of
+from explorer.search.study import Evaluation, Evaluator, evaluations, feasible
+
+PLOT_ORDER = ("trials", "hypervolume", "importance", "verification", "devices")
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    number: int
+    evaluation: Evaluation
+    feasible: bool
+    knobs: str
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A measured architecture next to its prediction."""
+
+    label: str
+    arch_id: str
+    predicted_ms: float
+    low_ms: float
+    high_ms: float
+    measured_ms: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    """Everything the page shows, gathered once (see :func:`dashboard_data`)."""
+
+    study: str
+    device: str
+    budget_ms: float
+    objective_label: str
+    predictor: str
+    trials: tuple[TrialPoint, ...]
+    front: tuple[int, ...]
+    shortlist: tuple[Candidate, ...]
+    references: tuple[Candidate, ...]
+    importances: dict[str, dict[str, float]]
+    verified: tuple[Verified, ...] = ()
+    devices: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    device_labels: tuple[str, ...] = ()
+
+
+def _knob_text(config) -> str:
+    return "<br>".join(f"{k}: {v}" for k, v in key_knobs(config).items())
+
+
+def knob_importances(study: optuna.Study) -> dict[str, dict[str, float]]:
+    """Per objective, knob -> importance (sums to 1); empty with fewer than 2 feasible trials."""
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(trials) < 2:
+        return {}
+    out = {}
+    for index, name in enumerate(("score", "latency")):
+        out[name] = get_param_importances(study, evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=0),
+                                          target=lambda t, i=index: t.values[i])
+    return out
+
+
+def dashboard_data(study: optuna.Study, evaluator: Evaluator, *, top: int = 8, verified: Sequence[Verified] = (),
+                   device_predictions: dict[str, Sequence[float]] | None = None) -> DashboardData:
+    """Gather the page's data from a study; ``verified`` and ``device_predictions`` (device ->
+    predicted ms for the shortlist then the references) come from the database when available."""
+    attrs = study.user_attrs
+    rows = evaluations(study)
+    resolution = attrs["resolution"]
+    picks = shortlist(study, top)
+    references = reference_candidates(evaluator, resolution, attrs["budget_ms"])
+    return DashboardData(
+        study=study.study_name, device=attrs["device"], budget_ms=attrs["budget_ms"],
+        objective_label=attrs["objective_label"], predictor=attrs["predictor"],
+        trials=tuple(TrialPoint(t.number, e, feasible(t), _knob_text(config_of(t.params, resolution)))
+                     for t, e in rows),
+        front=tuple(t.number for t, _ in pareto_front(rows)),
+        shortlist=tuple(picks), references=tuple(references),
+        importances=knob_importances(study), verified=tuple(verified),
+        devices={k: tuple(v) for k, v in (device_predictions or {}).items()},
+        device_labels=tuple(candidate_labels(picks, references)),
+    )
+
+
+def candidate_labels(picks: Sequence[Candidate], references: Sequence[Candidate]) -> list[str]:
+    return [f"trial {c.trial}" for c in picks] + [c.name for c in references]
+
+
+def _scatter(points: Sequence[TrialPoint], name: str, **marker) -> go.Scatter:
+    return go.Scatter(
+        x=[p.evaluation.latency_ms for p in points], y=[p.evaluation.score for p in points], mode="markers",
+        name=name, marker=marker,
+        text=[f"trial {p.number} · {p.evaluation.arch_id}<br>predicted {p.evaluation.latency_ms:.2f} ms "
+              f"({p.evaluation.low_ms:.2f} to {p.evaluation.high_ms:.2f})<br>{p.knobs}" for p in points],
+        hovertemplate="%{text}<br>score %{y:.4g}<extra></extra>",
+    )
+
+
+def _candidate_trace(candidates: Sequence[Candidate], name: str, labels: Sequence[str], **marker) -> go.Scatter:
+    e = [c.evaluation for c in candidates]
+    return go.Scatter(
+        x=[v.latency_ms for v in e], y=[v.score for v in e], mode="markers+text", name=name,
+        text=list(labels), textposition="top center", marker=marker,
+        error_x={"type": "data", "symmetric": False, "array": [v.high_ms - v.latency_ms for v in e],
+                 "arrayminus": [v.latency_ms - v.low_ms for v in e], "thickness": 1},
+        customdata=[_knob_text(c.config) for c in candidates],
+        hovertemplate="%{text}<br>predicted %{x:.2f} ms<br>score %{y:.4g}<br>%{customdata}<extra></extra>",
+    )
+
+
+def trials_figure(data: DashboardData) -> go.Figure:
+    feasible_points = [p for p in data.trials if p.feasible]
+    infeasible = [p for p in data.trials if not p.feasible]
+    by_number = {p.number: p for p in data.trials}
+    front = sorted((by_number[n] for n in data.front), key=lambda p: p.evaluation.latency_ms)
+    scores = [p.evaluation.score for p in data.trials] or [0.0]
+    figure = go.Figure([
+        _scatter(feasible_points, "feasible (upper bound within budget)", color="#4c78a8", size=5, opacity=0.6),
+        _scatter(infeasible, "infeasible", color="#bbbbbb", size=4, opacity=0.5),
+        go.Scatter(x=[p.evaluation.latency_ms for p in front], y=[p.evaluation.score for p in front],
+                   mode="lines+markers", name="Pareto front", line={"color": "#e45756", "shape": "hv"},
+                   hoverinfo="skip"),
+        go.Scatter(x=[data.budget_ms, data.budget_ms], y=[min(scores), max(scores)], mode="lines",
+                   name=f"budget {data.budget_ms:g} ms", line={"color": "black", "dash": "dash"}, hoverinfo="skip"),
+        _candidate_trace(data.shortlist, "shortlist", [f"#{c.trial}" for c in data.shortlist],
+                         color="#e45756", size=11, symbol="star"),
+        _candidate_trace(data.references, "published LowFormer models (predicted position)",
+                         [c.name.removeprefix("lowformer-").upper() for c in data.references],
+                         color="#54a24b", size=10, symbol="diamond"),
+    ])
+    figure.update_layout(title=f"Trials of {data.study}: score vs predicted latency on {data.device}",
+                         xaxis_title=f"predicted latency on {data.device} (ms, median; bars: interval)",
+                         yaxis_title=data.objective_label, height=620)
+    return figure
+
+
+def hypervolume_figure(data: DashboardData) -> go.Figure:
+    ordered = sorted(data.trials, key=lambda p: p.number)
+    scores = [p.evaluation.score if p.feasible else -np.inf for p in ordered]
+    finite = [s for s in scores if np.isfinite(s)]
+    ref_score = min(finite) if finite else 0.0
+    history = hypervolume_history(scores, [p.evaluation.latency_ms for p in ordered], ref_score, data.budget_ms)
+    figure = go.Figure(go.Scatter(x=[p.number for p in ordered], y=history.tolist(), mode="lines",
+                                  name="hypervolume"))
+    figure.update_layout(title=f"Hypervolume of the feasible front (reference: lowest score {ref_score:.4g}, "
+                               f"budget {data.budget_ms:g} ms)", xaxis_title="trial", yaxis_title="hypervolume",
+                         height=380)
+    return figure
+
+
+def importance_figure(data: DashboardData) -> go.Figure:
+    knobs = sorted({k for values in data.importances.values() for k in values},
+                   key=lambda k: -sum(v.get(k, 0.0) for v in data.importances.values()))
+    figure = go.Figure([go.Bar(x=knobs, y=[values.get(k, 0.0) for k in knobs], name=f"for the {target}")
+                        for target, values in data.importances.items()])
+    figure.update_layout(title="Knob importance (mean decrease in impurity of a random forest)",
+                         barmode="group", yaxis_title="importance (sums to 1)", height=420)
+    return figure
+
+
+def verification_figure(data: DashboardData) -> go.Figure:
+    v = data.verified
+    figure = go.Figure()
+    if v:
+        top = max(max(x.measured_ms for x in v), max(x.high_ms for x in v)) * 1.1
+        figure.add_trace(go.Scatter(
+            x=[x.measured_ms for x in v], y=[x.predicted_ms for x in v], mode="markers+text", name="architectures",
+            text=[x.label for x in v], textposition="top center",
+            error_y={"type": "data", "symmetric": False, "array": [x.high_ms - x.predicted_ms for x in v],
+                     "arrayminus": [x.predicted_ms - x.low_ms for x in v]},
+            customdata=[x.detail for x in v],
+            hovertemplate="%{text}<br>measured %{x:.2f} ms<br>predicted %{y:.2f} ms<br>%{customdata}<extra></extra>"))
+        figure.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="predicted = measured",
+                                    line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
+        figure.add_trace(go.Scatter(x=[data.budget_ms] * 2, y=[0, top], mode="lines", name="budget",
+                                    line={"dash": "dash", "color": "black"}, hoverinfo="skip"))
+    else:
+        figure.add_annotation(text="No measurements of these architectures on this device yet: "
+                                   "run `explorer verify` to measure the shortlist.", showarrow=False)
+    figure.update_layout(title=f"Predicted vs measured latency on {data.device}",
+                         xaxis_title="measured latency (ms, median)", yaxis_title="predicted latency (ms)", height=480)
+    return figure
+
+
+def devices_figure(data: DashboardData) -> go.Figure:
+    figure = go.Figure([go.Bar(x=list(data.device_labels), y=list(values), name=device)
+                        for device, values in data.devices.items()])
+    figure.update_layout(title="Predicted latency of the shortlist and the published models on every device "
+                               "with a predictor", barmode="group", yaxis_title="predicted latency (ms)",
+                         yaxis_type="log", height=480)
+    return figure
+
+
+def render(figures: Sequence[go.Figure], title: str, summary: dict[str, str]) -> str:
+    """One HTML page; the first figure carries plotly.js inline, so the file works offline."""
+    divs = [pio.to_html(f, include_plotlyjs=(i == 0), full_html=False, config={"responsive": True})
+            for i, f in enumerate(figures)]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in summary.items())
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:1.5em}th{text-align:left;padding-right:1em}</style>"
+            f"</head><body><h1>{html.escape(title)}</h1><table>{rows}</table>" + "".join(divs) + "</body></html>")
+
+
+def search_dashboard(data: DashboardData) -> str:
+    summary = {
+        "device": data.device, "budget": f"{data.budget_ms:g} ms (on the predictor's upper bound)",
+        "accuracy axis": data.objective_label, "latency axis": f"predicted by {data.predictor}",
+        "trials": str(len(data.trials)),
+        "shortlist": ", ".join(f"trial {c.trial} ({c.evaluation.arch_id})" for c in data.shortlist) or "empty",
+    }
+    figures = [trials_figure(data), hypervolume_figure(data), importance_figure(data), verification_figure(data),
+               devices_figure(data)]
+    return render(figures, f"Search {data.study}", summary)
+
+
+def write_html(text: str, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path.resolve()
+
+
+def device_predictions(db, configs: Sequence) -> dict[str, list[float]]:
+    """Predicted latency of ``configs`` on every stored device that has a predictor."""
+    from predictors import NoPredictorError, load_predictor
+
+    from explorer.db import Device
+
+    with db.session() as session:
+        devices = [d.name for d in session.query(Device).order_by(Device.name)]
+    out = {}
+    for device in devices:
+        try:
+            model = load_predictor(db, device)
+        except NoPredictorError:
+            continue
+        out[device] = model.predict(list(configs))[0].tolist()
+    return out
+
+
+def study_dashboard(db, study: optuna.Study, evaluator: Evaluator, *, top: int = 8) -> DashboardData:
+    """:func:`dashboard_data` with measurements and other devices' predictions from ``db``."""
+    from explorer.verify import measured_latencies
+
+    rows = evaluations(study)
+    picks = shortlist(study, top)
+    references = reference_candidates(evaluator, study.user_attrs["resolution"], study.user_attrs["budget_ms"])
+    labelled = {e.arch_id: (f"trial {t.number}", e) for t, e in rows}
+    labelled.update({c.evaluation.arch_id: (c.name, c.evaluation) for c in references})
+    measured = measured_latencies(db, study.user_attrs["device"], list(labelled))
+    verified = [Verified(labelled[key][0], key, labelled[key][1].latency_ms, labelled[key][1].low_ms,
+                         labelled[key][1].high_ms, m.median_ms, m.detail) for key, m in measured.items()]
+    devices = device_predictions(db, [c.config for c in (*picks, *references)])
+    return dashboard_data(study, evaluator, top=top, verified=verified, device_predictions=devices)

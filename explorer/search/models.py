@@ -1,0 +1,71 @@
+"""The real latency model and accuracy score of a search, behind the protocols of
+:mod:`explorer.search.study`, and a picklable factory that workers use to load them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.db import Database, UnknownDeviceError, open_database, resolve_device
+from explorer.errors import UserError
+from explorer.search.study import Evaluator
+from search_spaces.base import ArchConfig
+
+
+class SearchSetupError(UserError):
+    """A device or objective the search cannot use; the message says what to do."""
+
+
+class ScoreObjective:
+    """A score of :mod:`predictors.proxies` (``default``: the one with the best evidence)."""
+
+    def __init__(self, db: Database, name: str = "default"):
+        from predictors.proxies import score_spec
+
+        if name == "default":
+            from predictors.calibration import default_objective
+
+            name = default_objective(db)
+        self.name, self.label = name, score_spec(name).label
+        self._db = db
+
+    def score(self, configs: Sequence[ArchConfig]) -> np.ndarray:
+        from predictors.proxies import score_configs
+
+        return score_configs(self._db, configs, self.name)
+
+
+def load_latency_model(db: Database, device: str):
+    """The device's default predictor; unknown devices and missing predictors become errors that
+    list the known devices or say how to train one."""
+    from predictors import NoPredictorError, load_predictor
+
+    try:
+        with db.session() as session:
+            resolve_device(session, device)
+        return load_predictor(db, device)
+    except (UnknownDeviceError, NoPredictorError) as err:
+        raise SearchSetupError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Opens the database and loads (latency model, objective); picklable, so each worker process
+    loads its own copy instead of sharing a connection."""
+
+    db_url: str | None
+    device: str
+    objective: str = "default"
+
+    def __call__(self):
+        db = open_database(self.db_url)
+        return load_latency_model(db, self.device), ScoreObjective(db, self.objective)
+
+
+def study_evaluator(db: Database, study) -> Evaluator:
+    """The latency model and score a stored study was searched with (to place other
+    architectures, e.g. the published models, on the same axes)."""
+    attrs = study.user_attrs
+    return Evaluator(load_latency_model(db, attrs["device"]), ScoreObjective(db, attrs["objective"]))

@@ -1,0 +1,128 @@
+"""From a finished study to a shortlist to train: the feasible Pareto front (accuracy score up,
+predicted latency down), thinned to a few architectures spread evenly along its latency range
+(or topped up from the next non-dominated layers when the front is small), with the published
+models' predicted positions beside them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import optuna
+
+from explorer.search.nearest import nearest_preset
+from explorer.search.space import config_of, reference_configs
+from explorer.search.study import Evaluation, Evaluator, evaluations, feasible
+from search_spaces.lowformer import LowFormerConfig
+
+DEFAULT_TOP = 8
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A row of the shortlist (``trial`` set) or of the reference models (``name`` set)."""
+
+    config: LowFormerConfig
+    evaluation: Evaluation
+    meets_budget: bool
+    trial: int | None = None
+    name: str | None = None
+
+    def as_dict(self) -> dict:
+        nearest, distance = nearest_preset(self.config)
+        return {
+            "trial": self.trial, "name": self.name, **asdict(self.evaluation),
+            "latency_provenance": "predicted", "meets_budget": self.meets_budget,
+            "nearest_preset": nearest, "preset_distance": round(distance, 3),
+            "knobs": key_knobs(self.config), "config": self.config.to_dict(),
+        }
+
+
+def key_knobs(config: LowFormerConfig) -> dict:
+    """The knobs that tell architectures apart at a glance."""
+    return {
+        "widths": list(config.widths), "depths": list(config.depths),
+        "attention": [config.stage3.attention, config.stage4.attention],
+        "mlp": [config.stage3.mlp, config.stage4.mlp],
+        "expansions": [config.stem_expansion, config.downsample_expansion, config.block_expansion],
+        "head_widths": list(config.head_widths),
+    }
+
+
+Row = tuple[optuna.trial.FrozenTrial, Evaluation]
+
+
+def _split_front(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
+    """(non-dominated rows sorted by latency, the others) of feasible rows with unique ids."""
+    ordered = sorted(rows, key=lambda r: (r[1].latency_ms, -r[1].score))
+    front, rest, best = [], [], -np.inf
+    for row in ordered:
+        (front if row[1].score > best else rest).append(row)
+        best = max(best, row[1].score)
+    return front, rest
+
+
+def _feasible_unique(rows: Sequence[Row]) -> list[Row]:
+    unique: dict[str, Row] = {}
+    for trial, evaluation in rows:
+        if feasible(trial):
+            unique.setdefault(evaluation.arch_id, (trial, evaluation))
+    return list(unique.values())
+
+
+def pareto_front(rows: Sequence[Row]) -> list[Row]:
+    """Feasible, non-dominated rows (one per architecture), sorted by predicted latency."""
+    return _split_front(_feasible_unique(rows))[0]
+
+
+def spread(front: Sequence, top: int) -> list:
+    """``top`` members at evenly spaced positions of the latency-sorted front (ends included)."""
+    if len(front) <= top:
+        return list(front)
+    return [front[i] for i in np.unique(np.round(np.linspace(0, len(front) - 1, top)).astype(int))]
+
+
+def shortlist_rows(rows: Sequence[Row], top: int) -> list[Row]:
+    """``top`` rows spread along the front; a front smaller than ``top`` is topped up from the
+    next non-dominated layers (the runners-up), so there are always enough to train."""
+    picked, remaining = [], _feasible_unique(rows)
+    while remaining and len(picked) < top:
+        layer, remaining = _split_front(remaining)
+        picked += spread(layer, top - len(picked))
+    return sorted(picked, key=lambda r: (r[1].latency_ms, -r[1].score))
+
+
+def shortlist(study: optuna.Study, top: int = DEFAULT_TOP) -> list[Candidate]:
+    resolution = study.user_attrs["resolution"]
+    return [Candidate(config_of(trial.params, resolution), evaluation, True, trial=trial.number)
+            for trial, evaluation in shortlist_rows(evaluations(study), top)]
+
+
+def reference_candidates(evaluator: Evaluator, resolution: int, budget_ms: float) -> list[Candidate]:
+    """The published models, predicted and scored like any candidate."""
+    configs = reference_configs(resolution)
+    return [Candidate(config, evaluation, evaluation.high_ms <= budget_ms, name=name)
+            for (name, config), evaluation in zip(configs.items(), evaluator.evaluate(list(configs.values())))]
+
+
+def search_report(study: optuna.Study, evaluator: Evaluator, top: int = DEFAULT_TOP) -> dict:
+    """Everything ``explorer search`` prints, as JSON-ready data (keys: see :mod:`explorer.search`)."""
+    attrs = study.user_attrs
+    rows = evaluations(study)
+    front = pareto_front(rows)
+    return {
+        "study": study.study_name,
+        "device": attrs["device"],
+        "budget_ms": attrs["budget_ms"],
+        "resolution": attrs["resolution"],
+        "objective": attrs["objective"],
+        "objective_label": attrs["objective_label"],
+        "predictor": attrs["predictor"],
+        "trials": len(rows),
+        "unique_architectures": len({e.arch_id for _, e in rows}),
+        "feasible_trials": sum(feasible(t) for t, _ in rows),
+        "pareto_size": len(front),
+        "shortlist": [c.as_dict() for c in shortlist(study, top)],
+        "references": [c.as_dict() for c in reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"])],
+    }

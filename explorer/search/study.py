@@ -1,0 +1,243 @@
+"""The search: an Optuna multi-objective study (accuracy score up, predicted latency down) with
+the budget as a hard constraint on the predictor's upper bound.
+
+Why the loop looks the way it does:
+
+* Trials are asked and told in batches on an in-memory study, so the latency model and the
+  score are called once per batch (vectorised), and the persistent storage is written once per
+  batch (``add_trials``). A stopped search loses at most one batch.
+* Every architecture is evaluated once: the evaluator caches by architecture id, a duplicate
+  trial gets the stored values (flagged ``duplicate``). Giving samplers the true values of a
+  repeated point keeps NSGA-II's populations and TPE's densities honest; pruning would not.
+* Several workers share one storage. After writing its batch, a worker adds the other workers'
+  new trials to its in-memory study, so every sampler sees (nearly) the whole history.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from explorer.errors import UserError
+from explorer.search.journal import open_storage
+from explorer.search.space import DISTRIBUTIONS, config_of, seed_params
+from search_spaces.base import ArchConfig, arch_id
+
+DIRECTIONS = (optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE)
+#: Optuna's GPSampler is not offered: in this 40-knob categorical, two-objective space its first
+#: model-based trial took over 3 minutes on 2 cores (timed with optuna 5.0).
+SAMPLERS = ("nsga2", "tpe", "random")
+CONSTRAINT = "budget"
+#: Study attributes a resumed search must agree with.
+IDENTITY_ATTRS = ("device", "budget_ms", "objective", "resolution")
+
+
+class LatencyModel(Protocol):
+    """A per-device latency predictor: median and ~90 % interval in ms per config."""
+
+    name: str
+
+    def predict(self, configs: Sequence[ArchConfig]) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+class Objective(Protocol):
+    """An accuracy score (higher is better) with a label that says what it is."""
+
+    name: str
+    label: str
+
+    def score(self, configs: Sequence[ArchConfig]) -> np.ndarray: ...
+
+
+class StudyMismatchError(UserError):
+    """A --study name that already holds a search for another device, budget or objective."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the search knows about one architecture; stored as the trial's user attributes."""
+
+    arch_id: str
+    score: float
+    latency_ms: float
+    low_ms: float
+    high_ms: float
+    macs: int
+    params: int
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> Evaluation:
+        return cls(**{k: attrs[k] for k in cls.__dataclass_fields__})
+
+
+class Evaluator:
+    """Predicts and scores batches of configs, each architecture id once."""
+
+    def __init__(self, latency: LatencyModel, objective: Objective):
+        self.latency, self.objective = latency, objective
+        self._known: dict[str, Evaluation] = {}
+
+    def remember(self, evaluation: Evaluation) -> None:
+        self._known.setdefault(evaluation.arch_id, evaluation)
+
+    def known(self, key: str) -> bool:
+        return key in self._known
+
+    def evaluate(self, configs: Sequence[ArchConfig]) -> list[Evaluation]:
+        ids = [arch_id(c) for c in configs]
+        new = {key: config for key, config in zip(ids, configs) if key not in self._known}
+        if new:
+            batch = list(new.values())
+            median, low, high = self.latency.predict(batch)
+            scores = np.asarray(self.objective.score(batch), dtype=float)
+            for i, (key, config) in enumerate(new.items()):
+                table = config.op_table()
+                self._known[key] = Evaluation(key, float(scores[i]), float(median[i]), float(low[i]),
+                                              float(high[i]), int(table.macs), int(table.params))
+        return [self._known[key] for key in ids]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """One search: ``trials`` is the study's total, so re-running the same settings resumes."""
+
+    device: str
+    budget_ms: float
+    objective: str
+    trials: int = 1000
+    sampler: str = "nsga2"
+    seed: int = 0
+    resolution: int = 224
+    study_name: str | None = None
+    batch_size: int = 50
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"invalid sampler {self.sampler!r}; allowed: {', '.join(SAMPLERS)}")
+        if self.trials < 1:
+            raise UserError(f"invalid --trials {self.trials}; allowed: an integer >= 1")
+        if self.batch_size < 1:
+            raise UserError(f"invalid batch size {self.batch_size}; allowed: an integer >= 1")
+
+    @property
+    def name(self) -> str:
+        return self.study_name or f"{self.device}-{self.budget_ms:g}ms-{self.objective}"
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=50)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise UserError(f"invalid sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
+
+
+def open_study(storage_url: str, settings: SearchSettings, latency_name: str, objective_label: str) -> optuna.Study:
+    """Create the study or load it; a loaded one must match device, budget, objective, resolution."""
+    study = optuna.create_study(storage=open_storage(storage_url), study_name=settings.name,
+                                directions=list(DIRECTIONS), load_if_exists=True)
+    identity = {"device": settings.device, "budget_ms": settings.budget_ms, "objective": settings.objective,
+                "resolution": settings.resolution}
+    stored = study.user_attrs
+    if not stored:
+        for key, value in {**identity, "objective_label": objective_label, "predictor": latency_name}.items():
+            study.set_user_attr(key, value)
+        return study
+    clash = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
+    if clash:
+        detail = ", ".join(f"{k} {old!r} (asked: {new!r})" for k, (old, new) in clash.items())
+        raise StudyMismatchError(f"study {settings.name!r} already holds a search with {detail}; "
+                                 "use another --study name to start a new one")
+    return study
+
+
+def load_study(storage_url: str, name: str) -> optuna.Study:
+    """An existing study; the error lists the stored ones."""
+    storage = open_storage(storage_url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if name not in names:
+        raise UserError(f"unknown study {name!r} in {storage_url}; stored studies: {', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def evaluations(study: optuna.Study) -> list[tuple[FrozenTrial, Evaluation]]:
+    return [(t, Evaluation.from_attrs(t.user_attrs))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+
+
+def completed(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+class _Mirror:
+    """The in-memory working study and its two-way sync with the persistent one."""
+
+    def __init__(self, persistent: optuna.Study, sampler: optuna.samplers.BaseSampler, evaluator: Evaluator):
+        self.persistent, self.evaluator = persistent, evaluator
+        self.working = optuna.create_study(directions=list(DIRECTIONS), sampler=sampler)
+        self.tag = uuid.uuid4().hex
+        self._seen: set[int] = set()
+        self.pull()
+
+    def pull(self) -> None:
+        fresh = [t for t in self.persistent.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if t.number not in self._seen and t.user_attrs.get("worker") != self.tag]
+        self._seen.update(t.number for t in fresh)
+        if fresh:
+            self.working.add_trials(fresh)
+        for trial in fresh:
+            self.evaluator.remember(Evaluation.from_attrs(trial.user_attrs))
+
+    def push(self, numbers: set[int]) -> None:
+        self.persistent.add_trials([t for t in self.working.get_trials(deepcopy=False) if t.number in numbers])
+
+
+def run_batches(study: optuna.Study, settings: SearchSettings, evaluator: Evaluator, n_trials: int, *,
+                worker: int = 0, seed_presets: bool = False, on_batch: Callable[[int], None] | None = None) -> None:
+    """Add ``n_trials`` trials to ``study`` (see module docstring for the batching and the sync);
+    ``seed_presets``: start with the published models (for the first worker of a new study)."""
+    mirror = _Mirror(study, make_sampler(settings.sampler, settings.seed + worker), evaluator)
+    if seed_presets:
+        for params in seed_params(settings.resolution).values():
+            mirror.working.enqueue_trial(params)
+    done = 0
+    while done < n_trials:
+        size = min(settings.batch_size, n_trials - done)
+        trials = [mirror.working.ask(DISTRIBUTIONS) for _ in range(size)]
+        configs = [config_of(t.params, settings.resolution) for t in trials]
+        ids = [arch_id(c) for c in configs]
+        fresh = [not evaluator.known(key) and key not in ids[:i] for i, key in enumerate(ids)]
+        for trial, evaluation, is_new in zip(trials, evaluator.evaluate(configs), fresh):
+            for key, value in asdict(evaluation).items():
+                trial.set_user_attr(key, value)
+            trial.set_user_attr("duplicate", not is_new)
+            trial.set_user_attr("worker", mirror.tag)
+            if not all(math.isfinite(v) for v in (evaluation.score, evaluation.latency_ms, evaluation.high_ms)):
+                mirror.working.tell(trial, state=TrialState.FAIL)
+                continue
+            trial.set_constraint(CONSTRAINT, evaluation.high_ms - settings.budget_ms)
+            mirror.working.tell(trial, [evaluation.score, evaluation.latency_ms])
+        mirror.push({t.number for t in trials})
+        mirror.pull()
+        done += size
+        if on_batch is not None:
+            on_batch(size)
+
+
+def feasible(trial: FrozenTrial) -> bool:
+    return all(v <= 0 for v in trial.constraints.values())
+
+
+def worker_shares(remaining: int, workers: int) -> list[int]:
+    """``remaining`` trials split as evenly as possible over ``workers``."""
+    base, extra = divmod(max(remaining, 0), workers)
+    return [base + (i < extra) for i in range(workers)]

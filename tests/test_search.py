@@ -1,0 +1,194 @@
+"""The search: budgets, the Optuna study, duplicates, resuming, workers, the shortlist, the CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+from explorer.architectures import resolve
+from explorer.cli import main
+from explorer.search import (
+    BudgetError,
+    Evaluator,
+    SearchSettings,
+    open_storage,
+    pareto_front,
+    parse_budget,
+    run_search,
+    search_report,
+    shortlist,
+)
+from explorer.search.space import config_of, seed_params
+from explorer.search.study import StudyMismatchError, evaluations, feasible
+from search_spaces.base import arch_id
+
+
+class MacsLatency:
+    """A latency model made of a formula: 1 ms per 100 M MACs, interval +-20 %."""
+
+    name = "macs-formula"
+
+    def __init__(self):
+        self.predicted: list[str] = []
+
+    def predict(self, configs):
+        self.predicted += [arch_id(c) for c in configs]
+        median = np.array([c.op_table().macs for c in configs]) / 1e8
+        return median, median * 0.8, median * 1.2
+
+
+class LogParams:
+    name, label = "log-params", "size baseline: log #params"
+
+    def score(self, configs):
+        return np.log([c.op_table().params for c in configs])
+
+
+def fake_models():
+    return MacsLatency(), LogParams()
+
+
+def settings(trials: int, **overrides) -> SearchSettings:
+    values = {"device": "fake", "budget_ms": 10.0, "objective": "log-params", "trials": trials,
+              "sampler": "nsga2", "batch_size": 16, "study_name": "test"}
+    return SearchSettings(**{**values, **overrides})
+
+
+@pytest.mark.parametrize(("text", "ms"), [("40ms", 40.0), ("40 ms", 40.0), ("0.04s", 40.0), ("40000us", 40.0),
+                                          (" 2.5ms ", 2.5)])
+def test_budget_parsing(text, ms):
+    assert math.isclose(parse_budget(text), ms)
+
+
+@pytest.mark.parametrize(("text", "message"), [("fast", "expected a positive latency with a unit"),
+                                               ("-5ms", "must be a positive latency"),
+                                               ("0", "must be a positive latency"),
+                                               ("40", "a unit is required"),
+                                               ("40 parsecs", "unknown unit 'parsecs'")])
+def test_bad_budgets_say_what_is_allowed(text, message):
+    with pytest.raises(BudgetError, match=message) as error:
+        parse_budget(text)
+    assert repr(text) in str(error.value)
+
+
+def test_search_seeds_presets_constrains_the_upper_bound_and_never_evaluates_twice(tmp_path):
+    latency, objective = fake_models()
+    evaluator = Evaluator(latency, objective)
+    study = run_search(settings(80, sampler="random", batch_size=20), f"sqlite:///{tmp_path}/s.db", fake_models,
+                       evaluator=evaluator)
+    rows = evaluations(study)
+    assert len(rows) == 80
+    seeds = seed_params(224)
+    assert [t.params for t, _ in rows[:len(seeds)]] == list(seeds.values())
+    for trial, evaluation in rows:
+        assert trial.constraints == {"budget": pytest.approx(evaluation.high_ms - 10.0)}
+        assert set(trial.params) == set(seed_params(224)["lowformer-b0"])  # every knob, every trial
+    assert len(latency.predicted) == len(set(latency.predicted)) == len({e.arch_id for _, e in rows})
+    seen = {}
+    for trial, evaluation in rows:
+        assert trial.user_attrs["duplicate"] == (evaluation.arch_id in seen)
+        assert trial.values == seen.setdefault(evaluation.arch_id, trial.values)
+
+
+def test_duplicates_get_the_stored_values_without_a_new_prediction():
+    latency, objective = fake_models()
+    evaluator = Evaluator(latency, objective)
+    a, b = (resolve(name) for name in ("lowformer-b0", "lowformer-b1"))
+    first = evaluator.evaluate([a, b, a])
+    assert first[0] == first[2] and latency.predicted == [arch_id(a), arch_id(b)]
+    assert evaluator.evaluate([b, a]) == [first[1], first[0]] and len(latency.predicted) == 2
+
+
+def test_the_same_command_resumes_and_a_clashing_one_is_refused(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    run_search(settings(30), storage, fake_models)
+    study = run_search(settings(70), storage, fake_models)
+    assert len(evaluations(study)) == 70
+    assert len(evaluations(run_search(settings(50), storage, fake_models))) == 70
+    with pytest.raises(StudyMismatchError, match="budget_ms 10.0 \\(asked: 20.0\\)"):
+        run_search(settings(80, budget_ms=20.0), storage, fake_models)
+
+
+def test_shortlist_is_feasible_non_dominated_and_spread(tmp_path):
+    evaluator = Evaluator(*fake_models())
+    study = run_search(settings(200), f"sqlite:///{tmp_path}/s.db", fake_models, evaluator=evaluator)
+    rows = evaluations(study)
+    front = pareto_front(rows)
+    for _, member in front:
+        assert not any(feasible(t) and e.score >= member.score and e.latency_ms <= member.latency_ms
+                       and (e.score, e.latency_ms) != (member.score, member.latency_ms) for t, e in rows)
+    picks = shortlist(study, 5)
+    assert 1 <= len(picks) <= 5
+    assert all(c.evaluation.high_ms <= 10.0 for c in picks)
+    assert [c.evaluation.latency_ms for c in picks] == sorted(c.evaluation.latency_ms for c in picks)
+    assert picks[0].evaluation == front[0][1] and picks[-1].evaluation == front[-1][1]
+    many = shortlist(study, len(front) + 3)  # more than the front holds: topped up with runners-up
+    assert len(many) == len(front) + 3 and {e.arch_id for _, e in front} < {c.evaluation.arch_id for c in many}
+    report = search_report(study, evaluator, top=5)
+    assert {"study", "device", "budget_ms", "objective", "objective_label", "predictor", "trials", "pareto_size",
+            "shortlist", "references"} <= set(report)
+    assert [r["name"] for r in report["references"]][:2] == ["lowformer-b0", "lowformer-b1"]
+    row = report["shortlist"][0]
+    assert row["latency_provenance"] == "predicted" and row["low_ms"] <= row["latency_ms"] <= row["high_ms"]
+    assert row["nearest_preset"].startswith("lowformer-") and set(row["knobs"]) >= {"widths", "depths"}
+
+
+def test_workers_share_one_storage(tmp_path):
+    study = run_search(settings(64, batch_size=8), f"sqlite:///{tmp_path}/s.db", fake_models, workers=2)
+    rows = evaluations(study)
+    assert len(rows) == 64
+    assert len({t.user_attrs["worker"] for t, _ in rows}) == 2
+    seeds = {arch_id(config_of(params, 224)) for params in seed_params(224).values()}
+    assert seeds <= {e.arch_id for _, e in rows}  # the published models seed the new study once
+
+
+@pytest.mark.postgres
+def test_workers_share_a_postgresql_storage(postgres_url):
+    study = run_search(settings(48, batch_size=8), postgres_url, fake_models, workers=2)
+    assert len(evaluations(study)) == 48
+    again = optuna.load_study(study_name="test", storage=open_storage(postgres_url))
+    assert len(again.trials) == 48
+
+
+def test_cli_errors_name_the_bad_value(tmp_path, capsys):
+    db = str(tmp_path / "m.db")
+    assert main(["search", "--device", "raspi5", "--budget", "fast", "--db", db]) == 2
+    assert "invalid budget 'fast'" in capsys.readouterr().err
+    assert main(["search", "--device", "nowhere", "--budget", "40ms", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert "unknown device 'nowhere'" in err and "raspi5" in err
+    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--db", db]) == 2
+    assert "explorer predictor train --device raspi5" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_readme_command_on_published_raspi5_data(tmp_path, capsys):
+    """`explorer search --device raspi5 --budget 40ms` with the predictor made from published points."""
+    import json
+
+    from explorer.db import open_database
+    from explorer.devices import load_published
+    from predictors import train_predictor
+
+    db_path = str(tmp_path / "m.db")
+    db = open_database(db_path)
+    with db.session() as session:
+        load_published(session)
+    train_predictor(db, "raspi5")
+    html = tmp_path / "search.html"
+    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "150", "--db", db_path,
+                 "--dashboard", str(html), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["trials"] == 150 and report["device"] == "raspi5-ort" and report["dashboard"] == str(html.resolve())
+    assert report["storage"] == f"sqlite:///{tmp_path / 'studies.db'}"
+    assert 1 <= len(report["shortlist"]) <= 8 and all(r["high_ms"] <= 40.0 for r in report["shortlist"])
+    assert [r["name"] for r in report["references"]] == [
+        "lowformer-b0", "lowformer-b1", "lowformer-b1.5", "lowformer-b2", "lowformer-b3",
+        "lowformer-e1", "lowformer-e2", "lowformer-e3"]
+    assert html.stat().st_size > 1_000_000
+    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "150", "--db", db_path,
+                 "--no-dashboard"]) == 0  # resumes: nothing left to do, prints the table
+    assert "Shortlist to train on raspi5-ort" in capsys.readouterr().out
