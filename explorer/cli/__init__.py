@@ -16,7 +16,7 @@ from explorer.cli.common import fail
 from explorer.errors import UserError
 from search_spaces.base import KnobError
 
-COMMAND_MODULES = ("space", "measure", "remote", "predict", "proxy")  # each group adds its module name here when it lands
+COMMAND_MODULES = ("space", "measure", "remote", "predict", "proxy", "search")  # each group adds its module name here when it lands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +31,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose value may start with "-" (argparse would read "--budget -5ms" as two options).
+SIGNED_VALUE_OPTIONS = ("--budget",)
+
+
+def _join_signed_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in SIGNED_VALUE_OPTIONS and arg.startswith("-"):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_signed_values(sys.argv[1:] if argv is None else list(argv)))
     try:
         return int(args.handler(args) or 0)
     except (KnobError, UserError) as err:
