@@ -58,13 +58,19 @@ class UnknownArchitectureError(UserError, KeyError):
 
 
 def config_from_dict(knobs: Mapping[str, Any]) -> ArchConfig:
-    """A config from its JSON form; ``space`` defaults to ``lowformer``."""
+    """A config from its JSON form; ``space`` defaults to ``lowformer``; an ``arch_id`` key, if
+    present, must match the knobs."""
     if not isinstance(knobs, Mapping):
         raise KnobError("config", knobs, "a JSON object of knobs")
+    knobs = dict(knobs)
+    stated_id = knobs.pop("arch_id", None)  # sample lines and exports carry their id
     space = knobs.get("space", LowFormerConfig.space)
     if space not in SPACES:
         raise KnobError("space", space, "one of " + ", ".join(SPACES))
-    return SPACES[space].from_dict(dict(knobs))
+    config = SPACES[space].from_dict(knobs)
+    if stated_id is not None and stated_id != arch_id(config):
+        raise KnobError("arch_id", stated_id, f"the id of these knobs, {arch_id(config)} (or no arch_id)")
+    return config
 
 
 def resolve(spec: str | Path | ArchConfig | Mapping[str, Any], resolution: int | None = None) -> ArchConfig:

@@ -64,6 +64,9 @@ def test_neighbours_are_distinct_and_one_step_away():
     near = neighbours(config)
     assert near and len({c.arch_id for c in near}) == len(near)
     assert config.arch_id not in {c.arch_id for c in near}
+    before = flat_from_config(config)
     for other in near:
-        before, after = flat_from_config(config), flat_from_config(other)
-        assert 1 <= sum(before[k] != after[k] for k in KNOBS) <= 3
+        after = flat_from_config(other)
+        # one knob moved; normalisation may reset the knobs that depend on it
+        assert any(config_from_flat({**before, k: after[k]}).arch_id == other.arch_id
+                   for k in KNOBS if before[k] != after[k])
