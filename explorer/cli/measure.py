@@ -62,7 +62,8 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ProtocolSettings()
     parser.add_argument("--device", required=True, help="device name or alias (see: explorer devices)")
     parser.add_argument("--n", type=int, default=None, help="number of architectures (all for presets/file)")
-    parser.add_argument("--sampler", default="random", help=f"one of {', '.join(SAMPLERS)} (default random)")
+    parser.add_argument("--sampler", "--strategy", dest="sampler", default="random",
+                        help=f"one of {', '.join(SAMPLERS)}, uncertainty (default random)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--file", help="configs or names for --sampler file (JSON list or one per line)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), help="default: the device's")
@@ -114,9 +115,12 @@ def measure_with(args: argparse.Namespace, *, transport: Transport | None = None
 
 
 def _measure(args: argparse.Namespace) -> int:
+    # the active-learning strategy lives downstream (predictors); only the CLI wires it in
     from explorer.cli.remote import ssh_transport
+    from predictors.active import uncertainty_sampler
 
-    return measure_with(args, transport=ssh_transport(args))
+    return measure_with(args, transport=ssh_transport(args),
+                        samplers={**SAMPLERS, "uncertainty": uncertainty_sampler})
 
 
 def _devices(args: argparse.Namespace) -> int:
