@@ -11,11 +11,18 @@ from typing import Any
 
 from explorer.errors import UserError
 from search_spaces.base import ArchConfig, KnobError, arch_id
+from search_spaces import efficientvit, fmvit, mcga
 from search_spaces.lowformer import LOWFORMER_PRESETS, LowFormerConfig
 from search_spaces.toys import TOY_ARCHITECTURES, TOY_SPACES
 
+OTHER_FAMILIES = (efficientvit, fmvit, mcga)
+
 #: space name -> config class (``from_dict`` constructor)
-SPACES: dict[str, Any] = {LowFormerConfig.space: LowFormerConfig, **TOY_SPACES}
+SPACES: dict[str, Any] = {
+    LowFormerConfig.space: LowFormerConfig,
+    **{name: cls for family in OTHER_FAMILIES for name, cls in family.SPACES.items()},
+    **TOY_SPACES,
+}
 
 
 @dataclass(frozen=True)
@@ -30,8 +37,8 @@ class NamedArchitecture:
     exact: bool = True
 
 
-def _preset_entry(name: str, config: LowFormerConfig, source: str) -> NamedArchitecture:
-    kind = "preset" if name.count("-") == 1 else "ablation"
+def _preset_entry(name: str, config: ArchConfig, source: str) -> NamedArchitecture:
+    kind = "ablation" if config.space == LowFormerConfig.space and name.count("-") > 1 else "preset"
     exact = "reconstruction" not in source
     return NamedArchitecture(
         name, kind, source, lambda r, c=config: c if r is None else c.with_resolution(r), exact
@@ -40,6 +47,7 @@ def _preset_entry(name: str, config: LowFormerConfig, source: str) -> NamedArchi
 
 NAMED_ARCHITECTURES: dict[str, NamedArchitecture] = {
     **{name: _preset_entry(name, cfg, src) for name, (cfg, src) in LOWFORMER_PRESETS.items()},
+    **{name: _preset_entry(name, cfg, src) for family in OTHER_FAMILIES for name, (cfg, src) in family.PRESETS.items()},
     **{
         entry.name: NamedArchitecture(entry.name, "toy", entry.source, entry.make, entry.exact)
         for entry in TOY_ARCHITECTURES

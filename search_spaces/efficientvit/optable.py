@@ -1,6 +1,7 @@
 """Analytic op tables of the EfficientViT spaces, mirroring ``network.py`` op by op.
 
-Blocks are produced by cached pure functions keyed on their hyper-parameters, so identical
+The stem conv, ``ConvLayer`` rows and the classification head are LowFormer's (the same
+modules). Blocks are produced by cached pure functions keyed on their hyper-parameters, so identical
 blocks within a network and across the configs of a search share their rows.
 """
 
@@ -12,6 +13,9 @@ from functools import lru_cache
 from search_spaces import optable as ops
 from search_spaces.efficientvit import rules
 from search_spaces.efficientvit.config import EfficientViTConfig, EfficientViTSeedConfig
+from search_spaces.lowformer.optable import _conv_layer as conv_layer
+from search_spaces.lowformer.optable import head as cls_head
+from search_spaces.lowformer.optable import stem
 from search_spaces.optable import Block, OpRow, OpTable
 
 Rows = tuple[OpRow, ...]
@@ -20,19 +24,6 @@ CACHE_SIZE = 1 << 16
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
-
-
-def conv_layer(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, h: int, w: int,
-               groups: int = 1, bias: bool = False, norm: bool = True, act: bool = True) -> tuple[Rows, int, int]:
-    """Rows of a LowFormer ``ConvLayer`` and its output side."""
-    conv = ops.conv(stage, _join(name, "conv"), c_in, c_out, kernel, stride, h, w, groups, bias)
-    out = conv.out_shape
-    rows = [conv]
-    if norm:
-        rows.append(ops.norm(stage, _join(name, "norm"), out))
-    if act:
-        rows.append(ops.activation(stage, _join(name, "act"), out))
-    return tuple(rows), out[1], out[2]
 
 
 def mbconv_rows(stage: str, name: str, c_in: int, c_out: int, stride: int, mid: int, kernel: int,
@@ -91,26 +82,6 @@ def efficientvit_block(stage: str, c: int, heads: int, dim: int, scales: tuple[i
                  + local + (ops.add(stage, "local_module.residual", shape),))
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def stem(c0: int, resolution: int) -> tuple[Block, int, int]:
-    rows, h, w = conv_layer("stage0", "", 3, c0, 3, 2, resolution, resolution)
-    return Block(rows), h, w
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def cls_head(c_in: int, h: int, w: int, widths: tuple[int, ...], num_classes: int) -> Block:
-    """LowFormer's ``ClsHead``: Linear without bias, then LayerNorm and Hardswish."""
-    w0, w1 = widths
-    conv, _, _ = conv_layer("head", "conv", c_in, w0, 1, 1, h, w)
-    return Block(conv + (
-        ops.pool("head", "pool", (w0, h, w)),
-        ops.linear("head", "fc", w0, w1, bias=False),
-        ops.norm("head", "fc_norm", (w1,)),
-        ops.activation("head", "fc_act", (w1,)),
-        ops.linear("head", "classifier", w1, num_classes, bias=True),
-    ))
-
-
 def efficientvit_op_table(config: EfficientViTConfig) -> OpTable:
     widths, depths, kernel, ratio = config.widths, config.depths, config.kernel, config.expand_ratio
     stem_block, h, w = stem(widths[0], config.resolution)
@@ -143,7 +114,8 @@ def avg_pool(stage: str, name: str, in_shape: tuple[int, ...], out_shape: tuple[
 def seed_downsample(stage: str, c_in: int, c_out: int, mid: int, kernel: int, h: int, w: int) -> Block:
     main, ho, wo = mbconv_rows(stage, "main", c_in, c_out, 2, mid, kernel, "full", h, w)
     shortcut, _, _ = conv_layer(stage, "shortcut", c_in, c_out, 1, 1, ho, wo, act=False)
-    return Block(main + (avg_pool(stage, "pool", (c_in, h, w), (c_in, ho, wo)),) + shortcut + (ops.add(stage, "residual", (c_out, ho, wo)),))
+    pool = avg_pool(stage, "pool", (c_in, h, w), (c_in, ho, wo))
+    return Block(main + (pool,) + shortcut + (ops.add(stage, "residual", (c_out, ho, wo)),))
 
 
 @lru_cache(maxsize=CACHE_SIZE)

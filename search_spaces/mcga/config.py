@@ -72,10 +72,11 @@ class MCGAConfig(ConfigMixin):
         depths = tuple(check_int(f"depths[{i}]", d, *r)
                        for i, (d, r) in enumerate(zip(_check_list("depths", self.depths, 4), DEPTH_RANGES)))
         heads = tuple(check_int(f"heads[{i}]", h, 1, 64) for i, h in enumerate(_check_list("heads", self.heads, 4)))
+        low, high = HEAD_WIDTH_RANGE
         for i, (d, h) in enumerate(zip(dims, heads)):
-            low, high = HEAD_WIDTH_RANGE
             if d % h or not low <= d // h <= high:
-                raise KnobError(f"heads[{i}]", h, f"a divisor of dims[{i}]={d} leaving {low} to {high} channels per head")
+                raise KnobError(f"heads[{i}]", h,
+                                f"a divisor of dims[{i}]={d} leaving {low} to {high} channels per head")
         object.__setattr__(self, "dims", dims)
         object.__setattr__(self, "depths", depths)
         object.__setattr__(self, "heads", heads)

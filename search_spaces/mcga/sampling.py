@@ -1,7 +1,7 @@
 """Sampling the MCGA space: flat knobs for search and seeded random configs.
 
-Heads are derived from one ``head_dim`` knob (heads = max(1, d // head_dim)), which keeps every
-sampled width divisible by its heads; kernel sets are strings so that every value is a scalar.
+Heads are derived from a per-stage ``head_dim`` knob (heads = max(1, d // head_dim)), which keeps
+every sampled width divisible by its heads; kernel sets are strings so that every value is a scalar.
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ KNOBS: dict[str, tuple[Any, ...]] = {
     "depth2": (1, 2, 3, 4),
     "depth3": (2, 4, 6, 8, 10, 12),
     "depth4": (2, 4, 6, 8, 10, 12),
-    "head_dim": (16, 32),
+    "head_dim1": (16, 32),
+    "head_dim2": (16, 32),
+    "head_dim3": (16, 32),
+    "head_dim4": (16, 32),
     "group_tokens": (4, 8, 16),
     "kernels": tuple(KERNELS),
     "projection": ("fusion", "query", "both"),
@@ -48,7 +51,7 @@ def config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> MCGAConf
     dims = tuple(flat[f"dim{i}"] for i in range(1, 5))
     return MCGAConfig(
         dims=dims, depths=tuple(flat[f"depth{i}"] for i in range(1, 5)),
-        heads=tuple(max(1, d // flat["head_dim"]) for d in dims),
+        heads=tuple(max(1, d // flat[f"head_dim{i}"]) for i, d in enumerate(dims, start=1)),
         group_tokens=flat["group_tokens"], kernels=KERNELS[flat["kernels"]], projection=flat["projection"],
         token_mlp_ratio=flat["token_mlp_ratio"], mlp_ratio=flat["mlp_ratio"], patch_embed=flat["patch_embed"],
         classifier_hidden=flat["classifier_hidden"], resolution=resolution,
