@@ -69,8 +69,9 @@ def test_campaign_stores_every_measurement_with_its_provenance(db, names_file):
         assert row.metric == "latency_ms" and row.value == row.median_ms
         assert row.n_samples == len(row.samples) >= TINY.min_samples and row.warmup == 1
         assert row.ci_low_ms <= row.median_ms <= row.ci_high_ms and row.p5_ms <= row.p95_ms
+        # stored samples are rounded to 10 ns; the ratio was computed before rounding
         assert row.relative_to_reference == pytest.approx(
-            row.median_ms / _median(row.settings["reference_samples_ms"]), rel=1e-6)
+            row.median_ms / _median(row.settings["reference_samples_ms"]), rel=1e-4)
         assert row.settings["graph_optimization_level"] == "ORT_ENABLE_ALL"
         assert row.settings["intra_op_num_threads"] == 2
         assert row.settings["reference"] == {"name": "conv20-c24", "resolution": 32,
