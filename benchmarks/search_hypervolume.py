@@ -1,6 +1,7 @@
 """Hypervolume of NSGA-II and TPE against random search at equal trial counts (median over seeds).
 
     python benchmarks/search_hypervolume.py [--device raspi5] [--budget 40ms] [--trials 500] [--seeds 5]
+        [--space lowformer|efficientvit|fmvit|mcga|all]
 
 Every run starts a fresh study (the published models are enqueued in all of them alike). The
 hypervolume is that of the feasible trials, with one reference point for all runs: the lowest
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--samplers", default="random,nsga2,tpe")
+    parser.add_argument("--space", default="lowformer")
     parser.add_argument("--db", default=None)
     args = parser.parse_args()
     budget = parse_budget(args.budget)
@@ -42,14 +44,14 @@ def main() -> None:
         for sampler in args.samplers.split(","):
             for seed in range(args.seeds):
                 settings = SearchSettings(device, budget, evaluator.objective.name, args.trials, sampler, seed,
-                                          study_name=f"{sampler}-{seed}")
+                                          study_name=f"{sampler}-{seed}", space=args.space)
                 start = time.perf_counter()
                 study = run_search(settings, f"sqlite:///{tmp}/{sampler}-{seed}.db", source, evaluator=evaluator)
                 seconds.setdefault(sampler, []).append(time.perf_counter() - start)
                 points.setdefault(sampler, []).append(
                     [(e.score, e.latency_ms) for t, e in evaluations(study) if feasible(t)])
     ref_score = min(s for runs in points.values() for run in runs for s, _ in run)
-    print(f"device {device}, budget {budget:g} ms, objective {evaluator.objective.name} "
+    print(f"space {args.space}, device {device}, budget {budget:g} ms, objective {evaluator.objective.name} "
           f"({evaluator.objective.label}), {args.trials} trials, {args.seeds} seeds; "
           f"reference point (score {ref_score:.4g}, {budget:g} ms)")
     medians = {}

@@ -13,6 +13,12 @@ from explorer.errors import UserError
 from search_spaces.base import ArchConfig, KnobError, arch_id
 from search_spaces import efficientvit, fmvit, mcga
 from search_spaces.lowformer import LOWFORMER_PRESETS, LowFormerConfig
+from search_spaces.efficientvit.sampling import SEED_SPACE as EFFICIENTVIT_SEED_SPACE
+from search_spaces.efficientvit.sampling import SPACE as EFFICIENTVIT_SPACE
+from search_spaces.fmvit.sampling import SPACE as FMVIT_SPACE
+from search_spaces.lowformer.sampling import SPACE as LOWFORMER_SPACE
+from search_spaces.mcga.sampling import SPACE as MCGA_SPACE
+from search_spaces.sampling import FlatSpace
 from search_spaces.toys import TOY_ARCHITECTURES, TOY_SPACES
 
 OTHER_FAMILIES = (efficientvit, fmvit, mcga)
@@ -23,6 +29,26 @@ SPACES: dict[str, Any] = {
     **{name: cls for family in OTHER_FAMILIES for name, cls in family.SPACES.items()},
     **TOY_SPACES,
 }
+
+#: space name -> knob table, for every space that can be sampled and searched
+FLAT_SPACES: dict[str, FlatSpace] = {
+    space.name: space
+    for space in (LOWFORMER_SPACE, EFFICIENTVIT_SPACE, FMVIT_SPACE, MCGA_SPACE, EFFICIENTVIT_SEED_SPACE)
+}
+#: the backbone families compared across (``--space all``)
+FAMILIES: tuple[str, ...] = ("lowformer", "efficientvit", "fmvit", "mcga")
+
+
+def flat_space(name: str) -> FlatSpace:
+    """The knob table of a space by name; an unknown name lists the known ones."""
+    if name not in FLAT_SPACES:
+        raise KnobError("space", name, "one of " + ", ".join(FLAT_SPACES))
+    return FLAT_SPACES[name]
+
+
+def family_of(space: str) -> str:
+    """The backbone family of a space name (``efficientvit-seed`` belongs to ``efficientvit``)."""
+    return next((f for f in FAMILIES if space == f or space.startswith(f + "-")), space)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """One self-contained HTML page per search (plotly.js inlined, works offline).
 
 Plots, in this order (the browser test relies on it): 0 every trial in (predicted latency,
-score) with the feasible Pareto front, the budget line, the shortlist and the published models;
+score), two traces per family in :data:`FAMILY_COLOURS` (filled: within budget, open: over), then
+the feasible Pareto front, the budget line, the shortlist and the published models of the
+searched families (diamonds in their family's colour; reconstructions say so);
 1 hypervolume after each trial; 2 knob importance for the score and for the latency
 (mean decrease in impurity of a random forest: deterministic, offline, about a second);
 3 predicted versus measured latency where measurements exist; 4 predicted latency of the
@@ -21,12 +23,15 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param_importances
 
+from explorer.architectures import FAMILIES, NAMED_ARCHITECTURES, family_of
 from explorer.search.hypervolume import hypervolume_history
 from explorer.search.shortlist import Candidate, key_knobs, pareto_front, reference_candidates, shortlist
-from explorer.search.space import config_of
+from explorer.search.space import ALL, DEFAULT_SPACE, SPACE_PARAM, study_space, trial_config
 from explorer.search.study import Evaluation, Evaluator, evaluations, feasible
 
 PLOT_ORDER = ("trials", "hypervolume", "importance", "verification", "devices")
+#: One colour per family, the same on every dashboard.
+FAMILY_COLOURS = dict(zip(FAMILIES, ("#4c78a8", "#f58518", "#54a24b", "#b279a2")))
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class TrialPoint:
     evaluation: Evaluation
     feasible: bool
     knobs: str
+    family: str
 
 
 @dataclass(frozen=True)
@@ -67,21 +73,39 @@ class DashboardData:
     verified: tuple[Verified, ...] = ()
     devices: dict[str, tuple[float, ...]] = field(default_factory=dict)
     device_labels: tuple[str, ...] = ()
+    space: str = DEFAULT_SPACE
 
 
 def _knob_text(config) -> str:
     return "<br>".join(f"{k}: {v}" for k, v in key_knobs(config).items())
 
 
+def _family_study(study: optuna.Study, family: str) -> optuna.Study:
+    """The trials of one family of a ``--space all`` study, with that family's knobs only."""
+    prefix = family + "."
+    part = optuna.create_study(directions=study.directions)
+    part.add_trials([optuna.trial.create_trial(
+        params={k: v for k, v in t.params.items() if k.startswith(prefix)},
+        distributions={k: d for k, d in t.distributions.items() if k.startswith(prefix)}, values=t.values)
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.params[SPACE_PARAM] == family])
+    return part
+
+
 def knob_importances(study: optuna.Study) -> dict[str, dict[str, float]]:
-    """Per objective, knob -> importance (sums to 1); empty with fewer than 2 feasible trials."""
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if len(trials) < 2:
+    """Per objective, knob -> importance (sums to 1; with ``--space all``, to 1 within each
+    family, on its own trials, since a knob shapes only its family's architectures); empty with
+    fewer than 2 trials."""
+    parts = [_family_study(study, family) for family in FAMILIES] if study_space(study) == ALL else [study]
+    parts = [part for part in parts if len(part.get_trials(deepcopy=False)) >= 2]
+    if not parts:
         return {}
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for index, name in enumerate(("score", "latency")):
-        out[name] = get_param_importances(study, evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=0),
-                                          target=lambda t, i=index: t.values[i])
+        out[name] = {}
+        for part in parts:
+            out[name].update(get_param_importances(part, evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=0),
+                                                   target=lambda t, i=index: t.values[i]))
     return out
 
 
@@ -91,19 +115,19 @@ def dashboard_data(study: optuna.Study, evaluator: Evaluator, *, top: int = 8, v
     predicted ms for the shortlist then the references) come from the database when available."""
     attrs = study.user_attrs
     rows = evaluations(study)
-    resolution = attrs["resolution"]
     picks = shortlist(study, top)
-    references = reference_candidates(evaluator, resolution, attrs["budget_ms"])
+    references = reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"], study_space(study))
+    configs = [trial_config(study, t) for t, _ in rows]
     return DashboardData(
         study=study.study_name, device=attrs["device"], budget_ms=attrs["budget_ms"],
         objective_label=attrs["objective_label"], predictor=attrs["predictor"],
-        trials=tuple(TrialPoint(t.number, e, feasible(t), _knob_text(config_of(t.params, resolution)))
-                     for t, e in rows),
+        trials=tuple(TrialPoint(t.number, e, feasible(t), _knob_text(c), family_of(c.space))
+                     for (t, e), c in zip(rows, configs)),
         front=tuple(t.number for t, _ in pareto_front(rows)),
         shortlist=tuple(picks), references=tuple(references),
         importances=knob_importances(study), verified=tuple(verified),
         devices={k: tuple(v) for k, v in (device_predictions or {}).items()},
-        device_labels=tuple(candidate_labels(picks, references)),
+        device_labels=tuple(candidate_labels(picks, references)), space=study_space(study),
     )
 
 
@@ -111,51 +135,61 @@ def candidate_labels(picks: Sequence[Candidate], references: Sequence[Candidate]
     return [f"trial {c.trial}" for c in picks] + [c.name for c in references]
 
 
-def _scatter(points: Sequence[TrialPoint], name: str, **marker) -> go.Scatter:
-    return go.Scatter(
-        x=[p.evaluation.latency_ms for p in points], y=[p.evaluation.score for p in points], mode="markers",
-        name=name, marker=marker,
-        text=[f"trial {p.number} · {p.evaluation.arch_id}<br>predicted {p.evaluation.latency_ms:.2f} ms "
-              f"({p.evaluation.low_ms:.2f} to {p.evaluation.high_ms:.2f})<br>{p.knobs}" for p in points],
+def _family_traces(points: Sequence[TrialPoint], family: str) -> list[go.Scatter]:
+    """A family's trials: filled where the upper bound is within budget, open where not; one
+    legend entry (the filled trace) switches both."""
+    return [go.Scatter(
+        x=[p.evaluation.latency_ms for p in group], y=[p.evaluation.score for p in group], mode="markers",
+        name=family if within else f"{family}, over budget", legendgroup=family, showlegend=within,
+        marker={"color": FAMILY_COLOURS[family], "size": 5, "symbol": "circle" if within else "circle-open",
+                "opacity": 0.7 if within else 0.45},
+        text=[f"trial {p.number} · {p.family} · {p.evaluation.arch_id}<br>predicted {p.evaluation.latency_ms:.2f} ms "
+              f"({p.evaluation.low_ms:.2f} to {p.evaluation.high_ms:.2f}), "
+              f"{'within' if within else 'over'} budget<br>{p.knobs}" for p in group],
         hovertemplate="%{text}<br>score %{y:.4g}<extra></extra>",
-    )
+    ) for within, group in ((True, [p for p in points if p.feasible]), (False, [p for p in points if not p.feasible]))]
+
+
+def preset_label(name: str) -> str:
+    """A preset's name, marked when the registry holds a reconstruction rather than the published model."""
+    return name if NAMED_ARCHITECTURES[name].exact else f"{name} (reconstruction)"
 
 
 def _candidate_trace(candidates: Sequence[Candidate], name: str, labels: Sequence[str], **marker) -> go.Scatter:
     e = [c.evaluation for c in candidates]
     return go.Scatter(
         x=[v.latency_ms for v in e], y=[v.score for v in e], mode="markers+text", name=name,
-        text=list(labels), textposition="top center", marker=marker,
+        text=list(labels), textposition="top center", textfont={"size": 10},
+        marker={**marker, "color": [FAMILY_COLOURS[c.family] for c in candidates],
+                "line": {"color": "black", "width": 1}},
         error_x={"type": "data", "symmetric": False, "array": [v.high_ms - v.latency_ms for v in e],
                  "arrayminus": [v.latency_ms - v.low_ms for v in e], "thickness": 1},
-        customdata=[_knob_text(c.config) for c in candidates],
+        customdata=[f"{c.family}<br>{_knob_text(c.config)}" for c in candidates],
         hovertemplate="%{text}<br>predicted %{x:.2f} ms<br>score %{y:.4g}<br>%{customdata}<extra></extra>",
     )
 
 
 def trials_figure(data: DashboardData) -> go.Figure:
-    feasible_points = [p for p in data.trials if p.feasible]
-    infeasible = [p for p in data.trials if not p.feasible]
     by_number = {p.number: p for p in data.trials}
     front = sorted((by_number[n] for n in data.front), key=lambda p: p.evaluation.latency_ms)
     scores = [p.evaluation.score for p in data.trials] or [0.0]
+    present = [f for f in FAMILIES if any(p.family == f for p in data.trials)]
     figure = go.Figure([
-        _scatter(feasible_points, "feasible (upper bound within budget)", color="#4c78a8", size=5, opacity=0.6),
-        _scatter(infeasible, "infeasible", color="#bbbbbb", size=4, opacity=0.5),
+        *(trace for f in present for trace in _family_traces([p for p in data.trials if p.family == f], f)),
         go.Scatter(x=[p.evaluation.latency_ms for p in front], y=[p.evaluation.score for p in front],
                    mode="lines+markers", name="Pareto front", line={"color": "#e45756", "shape": "hv"},
                    hoverinfo="skip"),
         go.Scatter(x=[data.budget_ms, data.budget_ms], y=[min(scores), max(scores)], mode="lines",
                    name=f"budget {data.budget_ms:g} ms", line={"color": "black", "dash": "dash"}, hoverinfo="skip"),
-        _candidate_trace(data.shortlist, "shortlist", [f"#{c.trial}" for c in data.shortlist],
-                         color="#e45756", size=11, symbol="star"),
-        _candidate_trace(data.references, "published LowFormer models (predicted position)",
-                         [c.name.removeprefix("lowformer-").upper() for c in data.references],
-                         color="#54a24b", size=10, symbol="diamond"),
+        _candidate_trace(data.shortlist, "shortlist", [f"#{c.trial}" for c in data.shortlist], size=12,
+                         symbol="star"),
+        _candidate_trace(data.references, "published models (predicted position)",
+                         [preset_label(c.name) for c in data.references], size=10, symbol="diamond"),
     ])
     figure.update_layout(title=f"Trials of {data.study}: score vs predicted latency on {data.device}",
                          xaxis_title=f"predicted latency on {data.device} (ms, median; bars: interval)",
-                         yaxis_title=data.objective_label, height=620)
+                         yaxis_title=data.objective_label, legend_title_text="family (filled: within budget)",
+                         height=620)
     return figure
 
 
@@ -178,8 +212,9 @@ def importance_figure(data: DashboardData) -> go.Figure:
                    key=lambda k: -sum(v.get(k, 0.0) for v in data.importances.values()))
     figure = go.Figure([go.Bar(x=knobs, y=[values.get(k, 0.0) for k in knobs], name=f"for the {target}")
                         for target, values in data.importances.items()])
+    within = " within each family" if data.space == ALL else ""
     figure.update_layout(title="Knob importance (mean decrease in impurity of a random forest)",
-                         barmode="group", yaxis_title="importance (sums to 1)", height=420)
+                         barmode="group", yaxis_title=f"importance (sums to 1{within})", height=420)
     return figure
 
 
@@ -228,7 +263,8 @@ def render(figures: Sequence[go.Figure], title: str, summary: dict[str, str]) ->
 
 def search_dashboard(data: DashboardData) -> str:
     summary = {
-        "device": data.device, "budget": f"{data.budget_ms:g} ms (on the predictor's upper bound)",
+        "space": data.space, "device": data.device,
+        "budget": f"{data.budget_ms:g} ms (on the predictor's upper bound)",
         "accuracy axis": data.objective_label, "latency axis": f"predicted by {data.predictor}",
         "trials": str(len(data.trials)),
         "shortlist": ", ".join(f"trial {c.trial} ({c.evaluation.arch_id})" for c in data.shortlist) or "empty",
@@ -269,7 +305,8 @@ def study_dashboard(db, study: optuna.Study, evaluator: Evaluator, *, top: int =
 
     rows = evaluations(study)
     picks = shortlist(study, top)
-    references = reference_candidates(evaluator, study.user_attrs["resolution"], study.user_attrs["budget_ms"])
+    references = reference_candidates(evaluator, study.user_attrs["resolution"], study.user_attrs["budget_ms"],
+                                      study_space(study))
     labelled = {e.arch_id: (f"trial {t.number}", e) for t, e in rows}
     labelled.update({c.evaluation.arch_id: (c.name, c.evaluation) for c in references})
     measured = measured_latencies(db, study.user_attrs["device"], list(labelled))

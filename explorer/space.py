@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from explorer.architectures import NAMED_ARCHITECTURES, name_of, resolve
+from explorer.architectures import NAMED_ARCHITECTURES, flat_space, name_of, resolve
 from explorer.onnx_export import DEFAULT_OPSET, export_onnx, max_abs_difference
-from search_spaces.base import ArchConfig, arch_id
-from search_spaces.lowformer.sampling import sample_configs
+from search_spaces.base import ArchConfig, KnobError, arch_id
 
 
 @dataclass(frozen=True)
@@ -74,9 +73,14 @@ def describe(spec: str | Path | ArchConfig, resolution: int | None = None) -> di
     }
 
 
-def sample_lines(n: int, seed: int, resolution: int = 224) -> Iterator[str]:
-    """JSON lines of random valid configs, each with its architecture id."""
-    for config in sample_configs(n, seed, resolution):
+def sample_lines(n: int, seed: int, resolution: int = 224, space: str = "lowformer",
+                 sampler: str = "random") -> Iterator[str]:
+    """JSON lines of valid configs of ``space`` (``random`` or ``sobol``), each with its id."""
+    if sampler not in ("random", "sobol"):
+        raise KnobError("sampler", sampler, "random or sobol")
+    knob_table = flat_space(space)
+    draw = knob_table.sample if sampler == "random" else knob_table.sobol
+    for config in draw(n, seed, resolution):
         yield json.dumps({"arch_id": arch_id(config), "space": config.space, **config.to_dict()},
                          sort_keys=True)
 

@@ -80,9 +80,10 @@ def pick_uncertain(measured: Sequence[ArchConfig], latency_ms: np.ndarray, candi
 def uncertainty_sampler(request: SampleRequest) -> list[ArchConfig]:
     """The ``uncertainty`` strategy for measurement campaigns (``explorer.measure.campaign``
     sampler interface: a ``SampleRequest`` with ``n``, ``seed``, ``resolution``, ``database``,
-    ``device``): ``n`` of ``POOL_FACTOR * n`` random LowFormer configs."""
+    ``device``, ``space``): ``n`` of ``POOL_FACTOR * n`` random configs of the space (LowFormer
+    by default)."""
+    from explorer.architectures import flat_space
     from predictors.store import load_training_set
-    from search_spaces.lowformer.sampling import sample_configs
 
     if request.n is None or request.n < 1:
         raise KnobError("n", request.n, "a positive number of architectures for the uncertainty strategy")
@@ -93,7 +94,8 @@ def uncertainty_sampler(request: SampleRequest) -> list[ArchConfig]:
             measured, latency = (), np.array([])
         else:
             measured, latency = data.configs, data.latency_ms
-    pool = sample_configs(POOL_FACTOR * request.n, request.seed, resolution=request.resolution or 224)
+    pool = flat_space(request.space or "lowformer").sample(POOL_FACTOR * request.n, request.seed,
+                                                          resolution=request.resolution or 224)
     known = set(measured)
     pool = [c for c in pool if c not in known]
     return pick_uncertain(measured, latency, pool, request.n, request.seed)

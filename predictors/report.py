@@ -40,6 +40,25 @@ def metrics_rows(report: dict[str, Any]) -> list[tuple[str, float | None, float 
     return [(label, model.get(key), baseline.get(key)) for key, label in METRIC_LABELS.items()]
 
 
+FAMILY_COLUMNS = ("family", "held out", "n", "MAPE %", "within +-10 %", "Spearman", "Kendall",
+                  "MACs-only MAPE %", "MACs-only Spearman")
+
+
+def family_rows(metrics: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per family and split (``within``: cross-validated among all families; ``cross``:
+    trained without the family), formatted for a table with :data:`FAMILY_COLUMNS`."""
+    rows = []
+    for family, splits in (metrics.get("by_family") or {}).items():
+        for split, label in (("within", "within its family's folds"), ("cross", "whole family (trained without it)")):
+            if split not in splits:
+                continue
+            model, baseline = splits[split]["model"], splits[split]["macs_baseline"]
+            rows.append((family, label, str(model["n"]), _cell(model["mape"]), _cell(model["within_10"]),
+                         _cell(model["spearman"]), _cell(model["kendall"]), _cell(baseline["mape"]),
+                         _cell(baseline["spearman"])))
+    return rows
+
+
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
@@ -70,6 +89,12 @@ def report_html(report: dict[str, Any]) -> str:
         yaxis={"title": "predicted ms per image", "type": "log"}, width=900, height=700)
     rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{_cell(m)}</td><td>{_cell(b)}</td></tr>"
                    for label, m, b in metrics_rows(report))
+    family_table = ""
+    if family_rows(metrics):
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in FAMILY_COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                       for row in family_rows(metrics))
+        family_table = f"<h2>Per backbone family</h2><table><tr>{head}</tr>{body}</table>"
     repeat = metrics.get("repeatability")
     repeat_text = ("no repeated measurements of the same architectures on this setup" if not repeat else
                    f"repeated measurements of {repeat['architectures']} architectures deviate from their "
@@ -85,6 +110,7 @@ def report_html(report: dict[str, Any]) -> str:
 <h1>Latency predictor for {html.escape(report['device'])} ({html.escape(report['kind'])})</h1>
 <p>{html.escape(setup)}. Predictions are estimates, scored here on architectures each model did not see.</p>
 <table><tr><th>metric</th><th>predictor</th><th>MACs-only baseline</th></tr>{rows}</table>
+{family_table}
 <p>Device repeatability: {html.escape(repeat_text)}.</p>
 {fig.to_html(full_html=False, include_plotlyjs=True)}
 </body></html>

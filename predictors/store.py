@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from explorer.architectures import config_from_dict
+from explorer.architectures import FAMILIES, config_from_dict, family_of
 from explorer.db import Architecture, Database, Device, Measurement, Predictor, ok_measurements, resolve_device
 from predictors.features import FEATURE_VERSION, OpFeaturizer
 from predictors.fewshot import CostModel
@@ -30,7 +30,7 @@ from predictors.latency import (
     estimator_to_json,
     make_estimator,
 )
-from predictors.metrics import cross_validate, regression_metrics
+from predictors.metrics import MacsBaseline, cross_validate, regression_metrics
 from search_spaces.base import ArchConfig, KnobError
 
 #: below this many measured architectures a device gets the few-shot cost model by default
@@ -180,7 +180,8 @@ def evaluate(data: TrainingSet, kind: str, folds: int = 5, seed: int = 0, prior:
              features: np.ndarray | None = None) -> dict[str, Any]:
     """Held-out metrics of ``kind`` and of the MACs-only baseline on the same folds.
 
-    Few-shot models are scored leave-one-out; the others by ``folds``-fold cross-validation.
+    Few-shot models are scored leave-one-out; the others by ``folds``-fold cross-validation,
+    and per backbone family within it and across families (:func:`family_metrics`).
     The out-of-fold predictions are kept (``points``) for the predicted-versus-measured plot.
     ``max_train`` caps the training architectures per fold; ``features`` replaces the computed
     feature matrix (for ablations).
@@ -195,6 +196,7 @@ def evaluate(data: TrainingSet, kind: str, folds: int = 5, seed: int = 0, prior:
                         data.weights, max_train)
     y = data.latency_ms
     exact = np.asarray(data.exact)
+    by_family = {} if kind == "fewshot" else family_metrics(data, X, cv, kind, seed)
     return {
         "kind": kind,
         "protocol": "leave-one-out" if folds >= n else f"{folds}-fold cross-validation by architecture",
@@ -203,12 +205,39 @@ def evaluate(data: TrainingSet, kind: str, folds: int = 5, seed: int = 0, prior:
         "exact_only": None if exact.all() or exact.sum() < 3 else {
             "model": regression_metrics(y[exact], cv["predicted"][exact], cv["low"][exact], cv["high"][exact]),
             "macs_baseline": regression_metrics(y[exact], cv["macs"][exact])},
+        "by_family": by_family,
         "repeatability": data.repeatability,
         "target": data.target,
         "reference_ms": data.reference_ms,
         "points": {"arch_ids": list(data.arch_ids), "measured": y.tolist(),
                    **{key: cv[key].tolist() for key in ("predicted", "low", "high", "macs")}},
     }
+
+
+def family_metrics(data: TrainingSet, X: np.ndarray, cv: dict[str, np.ndarray], kind: str,
+                   seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per backbone family with at least 3 architectures: ``within`` (the cross-validated
+    predictions of that family's architectures) and, when other families are measured too,
+    ``cross`` (a model trained without the family, scored on all of it), each with the MACs-only
+    baseline fitted on the same training data."""
+    families = np.array([family_of(c.space) for c in data.configs])
+    y, weights = data.latency_ms, data.weights
+    out: dict[str, dict[str, Any]] = {}
+    for family in FAMILIES:
+        held = families == family
+        if held.sum() < 3:
+            continue
+        result: dict[str, Any] = {"within": {"model": regression_metrics(y[held], cv["predicted"][held]),
+                                             "macs_baseline": regression_metrics(y[held], cv["macs"][held])}}
+        train = ~held & np.isin(families, FAMILIES)
+        if train.sum() >= 3:
+            model = make_estimator(kind, random_state=seed).fit(X[train], y[train], sample_weight=weights[train])
+            macs = MacsBaseline().fit(X[train], y[train], weights[train])
+            result["cross"] = {"trained_on": sorted(set(families[train])),
+                               "model": regression_metrics(y[held], model.predict(X[held])),
+                               "macs_baseline": regression_metrics(y[held], macs.predict(X[held]))}
+        out[family] = result
+    return out
 
 
 def default_kind(data: TrainingSet) -> str:

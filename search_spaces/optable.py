@@ -74,6 +74,11 @@ def _row(stage: str, name: str, op_class: str, in_shape: Shape, out_shape: Shape
                       _numel(out_shape) * BYTES_PER_ELEMENT))
 
 
+def join_name(prefix: str, name: str) -> str:
+    """``prefix.name``, or ``name`` alone at the top level."""
+    return f"{prefix}.{name}" if prefix else name
+
+
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from explorer.architectures import resolve
 from explorer.cli import main
 
 
@@ -31,6 +32,16 @@ def test_show_json_has_id_params_macs_stages_and_classes(capsys):
 def test_show_prints_a_table(capsys):
     assert main(["space", "show", "lowformer-e1"]) == 0
     assert "stage3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("space", ["efficientvit", "fmvit", "mcga"])
+def test_sample_draws_from_any_family(capsys, space):
+    assert main(["space", "sample", "--n", "2", "--space", space, "--sampler", "sobol"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2 and {line["space"] for line in lines} == {space}
+    assert resolve(lines[0]).space == space
+    assert main(["space", "sample", "--space", "vit"]) == 2
+    assert "lowformer, efficientvit" in capsys.readouterr().err
 
 
 def test_sample_prints_json_lines(capsys):

@@ -157,6 +157,9 @@ def test_failing_config_is_recorded_and_the_campaign_goes_on(db, names_file):
     assert "op table failed" in failed.note
     assert ok.status == "ok"
     assert run_campaign(db, spec(names_file, sampler="with-broken"), samplers=samplers).skipped == 2
+    retried = run_campaign(db, spec(names_file, sampler="with-broken", retry_failed=True), samplers=samplers)
+    assert (retried.skipped, retried.failed) == (1, 1)  # only the failed one is tried again
+    assert [r.status for r in rows(db)] == ["failed", "ok", "failed"]  # the history is kept
 
 
 def test_bad_campaign_input_is_a_clear_error(db, names_file):
@@ -181,6 +184,21 @@ def test_samplers_give_the_requested_configs(db):
     assert len(SAMPLERS["sobol"](SampleRequest(n=4, seed=0))) == 4
     presets = SAMPLERS["presets"](SampleRequest(n=None, seed=0))
     assert resolve("lowformer-b1").arch_id in {c.arch_id for c in presets} and len(presets) >= 8
+    assert {"lowformer", "efficientvit", "fmvit", "mcga"} <= {c.space for c in presets}
+
+
+@pytest.mark.parametrize("space", ["efficientvit", "fmvit", "mcga"])
+def test_samplers_draw_from_the_requested_space(db, space):
+    from explorer.measure.campaign import SampleRequest
+
+    for sampler in ("random", "sobol"):
+        configs = SAMPLERS[sampler](SampleRequest(n=3, seed=0, space=space))
+        assert len(configs) == 3 and {c.space for c in configs} == {space}
+    presets = SAMPLERS["presets"](SampleRequest(n=None, seed=0, space=space))
+    assert presets and {c.space.split("-")[0] for c in presets} == {space}
+    assert CampaignSpec(space=space, n=5).label() == f"{space}-random-n5-seed0"
+    with pytest.raises(KnobError, match="space.*lowformer, efficientvit, fmvit, mcga"):
+        run_campaign(db, CampaignSpec(space="resnet", n=1))
 
 
 @pytest.mark.parametrize("backend", ["torch", "torchscript"])

@@ -176,6 +176,22 @@ def test_train_store_load_round_trip_predicts_identically(db):
         assert row.metrics["macs_baseline"]["mape"] > row.metrics["model"]["mape"]
 
 
+def test_errors_are_reported_per_family_and_across_families(db):
+    from explorer.architectures import FLAT_SPACES
+
+    configs = [c for name in ("lowformer", "mcga", "fmvit") for c in FLAT_SPACES[name].sample(30, seed=4)]
+    y = TRUE_COST.predict(OpFeaturizer().transform(configs))
+    add_measurements(db, "local", configs, y)
+    metrics = train_predictor(db, "local", kind="ridge", folds=3).metrics
+    assert set(metrics["by_family"]) == {"lowformer", "mcga", "fmvit"}
+    mcga = metrics["by_family"]["mcga"]
+    assert mcga["within"]["model"]["n"] == mcga["cross"]["model"]["n"] == 30
+    assert mcga["cross"]["trained_on"] == ["fmvit", "lowformer"]
+    # a cost model transfers: the op-table features carry across families, noise-free here
+    assert mcga["cross"]["model"]["spearman"] > 0.8
+    assert mcga["within"]["model"]["mape"] < mcga["within"]["macs_baseline"]["mape"]
+
+
 def test_few_shot_is_the_default_for_a_published_device(db):
     configs, _, y = synthetic(8, seed=8)
     add_measurements(db, "raspi5-ort", configs, 3 * y, provenance="published", threads=None)

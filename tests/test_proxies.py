@@ -64,7 +64,14 @@ def test_size_rank_orders_by_size_and_is_bounded():
     assert size_rank(small) == size_rank(resolve("lowformer-b0"))
 
 
-def test_size_rank_names_the_alternatives_outside_lowformer():
+def test_size_rank_places_every_family_in_one_population():
+    scores = {name: size_rank(resolve(name)) for name in ("efficientvit-b0", "mcga-paper", "fmvit-t", "fmvit-l")}
+    assert all(0 <= v <= 2 for v in scores.values())
+    assert scores["fmvit-t"] < scores["fmvit-l"]
+    assert scores["efficientvit-b0"] < size_rank(resolve("lowformer-b3"))
+
+
+def test_size_rank_names_the_alternatives_outside_the_design_spaces():
     toy = resolve("toy-conv-1")
     with pytest.raises(SizeRankError, match="'params' or 'macs'"):
         size_rank(toy)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from rich.table import Table
 
+from explorer.architectures import FLAT_SPACES
 from explorer.cli.common import add_db, add_json, console, fail, print_json
 from explorer.db import list_measurements, open_database
 from explorer.devices import DeviceProfile, add_device, list_devices, profile_from_file
@@ -65,12 +66,16 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", "--strategy", dest="sampler", default="random",
                         help=f"one of {', '.join(SAMPLERS)}, uncertainty (default random)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--space", help="design space sampled by random/sobol (default lowformer) or whose "
+                                        f"presets --sampler presets measures (default all): {', '.join(FLAT_SPACES)}")
     parser.add_argument("--file", help="configs or names for --sampler file (JSON list or one per line)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), help="default: the device's")
     parser.add_argument("--threads", type=int, help="default: the device's")
     parser.add_argument("--batch", type=int, help="default: the device's (1: latency, more: throughput)")
     parser.add_argument("--resolution", type=int, help="input resolution (default: each config's)")
     parser.add_argument("--force", action="store_true", help="re-measure what is already stored")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="measure again the architectures whose stored measurement failed (kept as history)")
     parser.add_argument("--campaign", help="campaign label stored with each row (default: from the options)")
     parser.add_argument("--time-limit", type=float, default=defaults.time_limit_s,
                         help=f"seconds of timing per architecture at most (default {defaults.time_limit_s})")
@@ -87,9 +92,9 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
 def campaign_spec(args: argparse.Namespace) -> CampaignSpec:
     protocol = ProtocolSettings(time_limit_s=args.time_limit, target_rel_ci=args.target_ci,
                                 min_samples=args.min_samples, max_samples=args.max_samples)
-    return CampaignSpec(device=args.device, n=args.n, sampler=args.sampler, seed=args.seed, file=args.file,
+    return CampaignSpec(device=args.device, n=args.n, sampler=args.sampler, seed=args.seed, space=args.space, file=args.file,
                         backend=args.backend, threads=args.threads, batch=args.batch, resolution=args.resolution,
-                        force=args.force, name=args.campaign, protocol=protocol,
+                        force=args.force, retry_failed=args.retry_failed, name=args.campaign, protocol=protocol,
                         **({"drift_check": ()} if args.no_drift_check else {}))
 
 

@@ -64,7 +64,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"predictor": predictor.name, "predictor_id": predictor.predictor_id, "device": predictor.device,
                     "kind": predictor.kind, "training_architectures": len(predictor.training_arch_ids),
-                    **{key: metrics[key] for key in ("protocol", "target", "model", "macs_baseline", "repeatability")}})
+                    **{key: metrics.get(key) for key in ("protocol", "target", "model", "macs_baseline", "by_family",
+                                                          "repeatability")}})
         return 0
     _print_metrics(predictor.name, metrics)
     return 0
@@ -73,7 +74,7 @@ def _train(args: argparse.Namespace) -> int:
 def _print_metrics(title: str, metrics: dict) -> None:
     from rich.table import Table
 
-    from predictors.report import METRIC_LABELS
+    from predictors.report import FAMILY_COLUMNS, METRIC_LABELS, family_rows
 
     table = Table(title=f"{title}: {metrics['protocol']}")
     table.add_column("metric")
@@ -83,6 +84,11 @@ def _print_metrics(title: str, metrics: dict) -> None:
         model, baseline = metrics["model"].get(key), metrics["macs_baseline"].get(key)
         table.add_row(label, "-" if model is None else f"{model:.3g}", "-" if baseline is None else f"{baseline:.3g}")
     console.print(table)
+    if family_rows(metrics):
+        families = Table(*FAMILY_COLUMNS, title="per backbone family (held out)")
+        for row in family_rows(metrics):
+            families.add_row(*row)
+        console.print(families)
     repeat = metrics.get("repeatability")
     console.print("device repeatability: " + (
         "no repeated measurements" if not repeat else

@@ -16,7 +16,7 @@ DASHBOARD_DIR = "out/dashboards"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from explorer.search import DEFAULT_TOP, SAMPLERS
+    from explorer.search import DEFAULT_SPACE, DEFAULT_TOP, SAMPLERS, space_names
 
     search = subparsers.add_parser("search", help="budgeted multi-objective architecture search")
     search.add_argument("--device", required=True, help="device name or alias (see `explorer devices`)")
@@ -24,9 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--objective", default="default",
                         help="accuracy score to maximise (default: the score with the best evidence; "
                              "see `explorer proxy report`)")
+    search.add_argument("--space", default=DEFAULT_SPACE, metavar="NAME",
+                        help=f"design space to search: {', '.join(space_names())} (all: every family; "
+                             f"default: {DEFAULT_SPACE})")
     search.add_argument("--trials", type=int, default=1000, help="total trials of the study (a re-run resumes)")
     search.add_argument("--sampler", choices=SAMPLERS, default="nsga2")
-    search.add_argument("--study", default=None, help="study name (default: DEVICE-BUDGET-OBJECTIVE)")
+    search.add_argument("--study", default=None,
+                        help="study name (default: DEVICE-BUDGET-OBJECTIVE, plus -SPACE for other spaces than "
+                             "lowformer)")
     search.add_argument("--seed", type=int, default=0)
     search.add_argument("--resolution", type=int, default=224)
     search.add_argument("--workers", type=int, default=1, help="processes sharing the study storage")
@@ -74,6 +79,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--arch", action="append", default=[], metavar="ID", help="architecture id (repeatable)")
     export.add_argument("--device", action="append", default=[],
                         help="also state the predicted latency on this device (repeatable)")
+    export.add_argument("--form", default=None, metavar="FORM",
+                        help="FMViT only: 'train' (with reparameterisation branches, fuse() after training) or "
+                             "'inference' (fused); default: each architecture's own form, inference for presets "
+                             "and trials")
     export.add_argument("--to", required=True, metavar="DIR")
     _add_storage(export)
     add_db(export)
@@ -111,24 +120,26 @@ def _search(args: argparse.Namespace) -> int:
         ModelSource,
         ScoreObjective,
         SearchSettings,
+        check_space,
         completed,
         load_latency_model,
-        open_study,
         parse_budget,
         run_search,
         search_report,
+        start_study,
     )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     budget = parse_budget(args.budget)
+    check_space(args.space)
     db = open_database(args.db)
     with db.session() as session:
         device = resolve_device(session, args.device).name
     evaluator = Evaluator(load_latency_model(db, device), ScoreObjective(db, args.objective))
     settings = SearchSettings(device, budget, evaluator.objective.name, args.trials, args.sampler, args.seed,
-                              args.resolution, args.study)
+                              args.resolution, args.study, space=args.space)
     storage = _storage(args)
-    done = completed(open_study(storage, settings, evaluator.latency.name, evaluator.objective.label))
+    done = completed(start_study(storage, settings, evaluator))
     with _progress() as progress:
         task = progress.add_task(f"searching {settings.name}", total=max(settings.trials, done), completed=done)
         study = run_search(settings, storage, ModelSource(database_url(args.db), device, settings.objective),
@@ -146,21 +157,24 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt_knobs(knobs: dict) -> tuple[str, str, str]:
+def _fmt_knobs(knobs: dict) -> str:
+    if "widths" not in knobs:  # another family: its flat knobs
+        return " ".join(f"{k}={v}" for k, v in knobs.items())
     attention = "/".join(a + ("" if m else " (no MLP)") for a, m in zip(knobs["attention"], knobs["mlp"]))
-    return "-".join(map(str, knobs["widths"])), "-".join(map(str, knobs["depths"])), attention
+    return (f"widths {'-'.join(map(str, knobs['widths']))}, depths {'-'.join(map(str, knobs['depths']))}, "
+            f"attention s3/s4 {attention}")
 
 
 def _candidate_table(title: str, rows: list[dict], label_column: str, score_label: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for column in (label_column, "arch id", "widths", "depths", "attention s3/s4", "MACs (M)", "params (M)",
+    for column in (label_column, "family", "arch id", "knobs", "MACs (M)", "params (M)",
                    "latency ms (predicted) [interval]", score_label, "nearest preset"):
         table.add_column(column, justify="right" if "(M)" in column or "ms" in column else "left")
     for row in rows:
         label = row["name"] if row["trial"] is None else str(row["trial"])
         if row["trial"] is None and not row["meets_budget"]:
             label += " (over budget)"
-        table.add_row(label, row["arch_id"], *_fmt_knobs(row["knobs"]), f"{row['macs'] / 1e6:.0f}",
+        table.add_row(label, row["family"], row["arch_id"], _fmt_knobs(row["knobs"]), f"{row['macs'] / 1e6:.0f}",
                       f"{row['params'] / 1e6:.2f}",
                       f"{row['latency_ms']:.1f} [{row['low_ms']:.1f}, {row['high_ms']:.1f}]", f"{row['score']:.4g}",
                       f"{row['nearest_preset']} ({row['preset_distance']:.2f})")
@@ -168,7 +182,8 @@ def _candidate_table(title: str, rows: list[dict], label_column: str, score_labe
 
 
 def _print_report(report: dict) -> None:
-    console.print(f"Study [bold]{report['study']}[/bold] ({report['storage']}): {report['trials']} trials, "
+    console.print(f"Study [bold]{report['study']}[/bold] ({report['storage']}), space {report['space']}: "
+                  f"{report['trials']} trials, "
                   f"{report['unique_architectures']} architectures, {report['feasible_trials']} within "
                   f"{report['budget_ms']:g} ms (predicted upper bound), Pareto front of {report['pareto_size']}.",
                   highlight=False)
@@ -177,8 +192,8 @@ def _print_report(report: dict) -> None:
     score = f"{report['objective']} ({report['objective_label']})"
     console.print(_candidate_table(f"Shortlist to train on {report['device']} (budget {report['budget_ms']:g} ms)",
                                    report["shortlist"], "trial", score))
-    console.print(_candidate_table("Published LowFormer models, predicted the same way", report["references"],
-                                   "model", score))
+    console.print(_candidate_table("Published models of the searched families, predicted the same way",
+                                   report["references"], "model", score))
     if not report["shortlist"]:
         console.print("No architecture meets the budget: raise --budget or --trials.")
     if report["dashboard"]:
@@ -188,11 +203,14 @@ def _print_report(report: dict) -> None:
 # -- dashboard ------------------------------------------------------------------------------------
 
 def _dashboard(args: argparse.Namespace) -> int:
+    import optuna
+
     from explorer.dashboard import search_dashboard, study_dashboard, write_html
     from explorer.db import open_database
     from explorer.errors import UserError
     from explorer.search import load_study, study_evaluator
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     db = open_database(args.db)
     if args.study_heatmaps:
         from explorer.study import render_heatmaps, summarize_study
@@ -262,7 +280,7 @@ def _export(args: argparse.Namespace) -> int:
     db = open_database(args.db)
     items = export_items(db, _storage(args) if args.study or args.arch else None, study=args.study,
                          trials=args.trial, shortlist_top=args.top if args.shortlist else None,
-                         arch_ids=args.arch, names=args.names, devices=args.device)
+                         arch_ids=args.arch, names=args.names, devices=args.device, form=args.form)
     results = export_many(items, args.to)
     if args.json:
         print_json([{**dataclasses.asdict(r), "directory": str(r.directory)} for r in results])

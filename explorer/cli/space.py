@@ -8,6 +8,7 @@ import sys
 from rich.table import Table
 
 from explorer import space
+from explorer.architectures import FLAT_SPACES
 from explorer.cli.common import add_json, console, print_json
 
 
@@ -32,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--n", type=int, default=10)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--resolution", type=int, default=224)
+    sample.add_argument("--space", default="lowformer", help=f"one of {', '.join(FLAT_SPACES)}")
+    sample.add_argument("--sampler", default="random", help="random or sobol (scrambled, better coverage)")
     sample.set_defaults(handler=_sample)
 
     onnx = commands.add_parser("export-onnx", help="ONNX file, checked against PyTorch")
@@ -86,7 +89,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    for line in space.sample_lines(args.n, args.seed, args.resolution):
+    for line in space.sample_lines(args.n, args.seed, args.resolution, args.space, args.sampler):
         sys.stdout.write(line + "\n")
     return 0
 

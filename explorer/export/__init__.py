@@ -1,54 +1,43 @@
 """Export an architecture as a self-contained package for a training repository.
 
 A package is a directory with ``model.py`` (plain PyTorch, generated from the sources of the
-LowFormer builder so that it can never drift from what was searched and measured),
-``config.json``, ``model.onnx`` and a ``README.md`` that states every latency with its provenance
-and the training recipe of the nearest published model.
+family's builder so that it can never drift from what was searched and measured),
+``config.json``, ``model.onnx`` and a ``README.md`` that states every latency with its provenance,
+whether the architecture is a reconstruction (published sizes beside ours), and the training
+recipe of the nearest published LowFormer, or which paper to follow for the other families.
 """
 
 from __future__ import annotations
 
-import ast
-import csv
-import inspect
-import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from types import ModuleType
 
-from explorer.architectures import name_of
-from explorer.export import factory
+from explorer.architectures import NAMED_ARCHITECTURES, name_of
+from explorer.export.families import EXPORT_FAMILIES, ExportFamily, export_family
+from explorer.export.model_source import model_name, model_sources, standalone_model_source
+from explorer.export.published import (
+    LatencyRecord,
+    PublishedSize,
+    published_latencies,
+    published_sizes,
+    published_top1,
+)
 from explorer.export.recipes import COMMON_RECIPE, TRAINING_RECIPES
 from explorer.onnx_export import DEFAULT_OPSET, export_onnx
 from explorer.search.nearest import nearest_preset
+from search_spaces.base import ArchConfig
 from search_spaces.base import arch_id as compute_arch_id
-from search_spaces.lowformer import LowFormerConfig, modules, network, rules
+from search_spaces.fmvit import FMViTConfig
 
 TEMPLATES = Path(__file__).with_name("templates")
-PUBLISHED_CSV = Path(__file__).parents[1] / "data" / "published_reference.csv"
-#: Sources of ``model.py``, in dependency order. Each imports only torch and the ones before it.
-MODEL_SOURCES: tuple[ModuleType, ...] = (rules, modules, network, factory)
-PROJECT_PACKAGES = ("search_spaces", "explorer", "predictors")
-PROVENANCES = ("measured", "predicted", "published")
 
-
-@dataclass(frozen=True)
-class LatencyRecord:
-    """One latency figure and where it comes from (``provenance``: measured, predicted, published)."""
-
-    device: str
-    latency_ms: float
-    provenance: str
-    detail: str
-    low_ms: float | None = None
-    high_ms: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.provenance not in PROVENANCES:
-            raise ValueError(f"invalid provenance {self.provenance!r}; allowed: {', '.join(PROVENANCES)}")
+__all__ = [
+    "EXPORT_FAMILIES", "ExportFamily", "ExportItem", "ExportResult", "LatencyRecord", "PublishedSize",
+    "export_family", "export_many", "export_package", "inference_form", "model_name", "model_sources",
+    "published_latencies", "published_sizes", "published_top1", "readme_text", "standalone_model_source",
+]
 
 
 @dataclass(frozen=True)
@@ -56,7 +45,7 @@ class ExportItem:
     """What to export: a config, the directory name, where it came from and what is known about it."""
 
     label: str
-    config: LowFormerConfig
+    config: ArchConfig
     source: str
     latencies: tuple[LatencyRecord, ...] = ()
     scores: tuple[tuple[str, float], ...] = ()
@@ -72,44 +61,9 @@ class ExportResult:
     files: tuple[str, ...] = field(default=())
 
 
-def model_name(label: str) -> str:
-    """A Python identifier for the factory function: ``lowformer-b1.5`` -> ``lowformer_b1_5``."""
-    name = re.sub(r"\W", "_", label)
-    return name if name[:1].isalpha() else f"lowformer_{name}"
-
-
-def _split_source(module: ModuleType) -> tuple[list[str], str]:
-    """(third-party import lines, body) of a module: its docstring and project imports dropped."""
-    source = inspect.getsource(module)
-    lines = source.splitlines()
-    drop: set[int] = set()
-    imports = []
-    for index, node in enumerate(ast.parse(source).body):
-        span = range(node.lineno - 1, node.end_lineno)
-        if index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            drop.update(span)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            drop.update(span)
-            if not (isinstance(node, ast.ImportFrom) and node.module.split(".")[0] in PROJECT_PACKAGES):
-                imports.append(ast.get_source_segment(source, node))
-    body = "\n".join(line for i, line in enumerate(lines) if i not in drop)
-    return imports, body.strip("\n")
-
-
-def standalone_model_source(config: LowFormerConfig, label: str) -> str:
-    """The text of ``model.py``: the builder's own sources concatenated, then this config."""
-    imports, bodies = ["import json"], []
-    for module in MODEL_SOURCES:
-        module_imports, body = _split_source(module)
-        imports += [line for line in module_imports if line not in imports]
-        bodies.append(f"# -- {module.__name__.rsplit('.', 1)[-1]} ".ljust(96, "-") + "\n\n" + body)
-    header = (f'"""{label}: a LowFormer-family network in plain PyTorch (architecture {config.arch_id}).\n\n'
-              "Generated from the sources of the design space it was searched in; needs only torch.\n"
-              '"""\n\n' + "\n".join(imports))
-    tail = Template((TEMPLATES / "model_tail.py.tmpl").read_text()).substitute(
-        model_name=model_name(label), arch_id=config.arch_id,
-        config_json=json.dumps(config.to_dict(), indent=2, sort_keys=True))
-    return header + "\n\n\n" + "\n\n\n".join(bodies) + "\n" + tail
+def inference_form(config: ArchConfig) -> ArchConfig:
+    """The network that deploys: an FMViT training form fused, any other config as it is."""
+    return config.fused() if isinstance(config, FMViTConfig) else config
 
 
 def _format_latency(record: LatencyRecord) -> str:
@@ -134,28 +88,98 @@ def _accuracy_section(scores: Sequence[tuple[str, float]]) -> str:
             "they do not predict top-1.\n\n| score | value |\n|---|---|\n" + rows)
 
 
+def _size(params: float | None, macs: float | None) -> str:
+    return f"{'-' if params is None else f'{params:g} M'} / {'-' if macs is None else f'{macs:g} M'}"
+
+
+def _ours(config: ArchConfig) -> str:
+    table = inference_form(config).op_table()
+    return f"{table.params:,} / {table.macs / 1e6:.2f} M"
+
+
+def _size_section(config: ArchConfig, family: ExportFamily) -> str:
+    """Published parameters and MACs beside ours; for a reconstruction, also says that it is one."""
+    name, deployed = name_of(config), inference_form(config)
+    reconstructed = family.reconstruction or (name is not None and not NAMED_ARCHITECTURES[name].exact)
+    reference = name_of(deployed) or nearest_preset(deployed)[0]
+    sizes = published_sizes(reference)
+    if not reconstructed and not sizes:
+        return ""
+    lead = ""
+    if family.reconstruction:
+        lead = (f"**Reconstruction.** The published {family.title} models were rebuilt from the paper's text "
+                "(no code was released for them); counts under this reconstruction are exact for it, not "
+                "verified counts of the authors' network. ")
+    elif reconstructed:
+        lead = f"**Reconstruction.** {NAMED_ARCHITECTURES[name].source}. "
+    rows = [f"| {s.model} @ {s.resolution} | {_size(s.params_m, s.macs_m)} ({s.source}) | "
+            f"{_ours(NAMED_ARCHITECTURES[reference].make(s.resolution))} |" for s in sizes]
+    if not sizes:
+        rows.append(f"| {reference} | none published | {_ours(NAMED_ARCHITECTURES[reference].make(None))} |")
+    itself = reference == name_of(deployed)
+    if not itself or all(s.resolution != config.resolution for s in sizes):
+        rows.append(f"| this architecture @ {config.resolution} | - | {_ours(config)} |")
+    what = "this model" if itself else f"the nearest published model, {reference}"
+    return (f"## {'Reconstruction' if reconstructed else 'Published size'}\n\n{lead}Parameters and MACs of "
+            f"{what}, published and ours (inference form; params exact, MACs in millions):\n\n"
+            "| model | published params / MACs | ours params / MACs |\n|---|---|---|\n" + "\n".join(rows) + "\n\n")
+
+
+def _form_section(config: ArchConfig) -> str:
+    if not isinstance(config, FMViTConfig):
+        return ""
+    if config.form == "inference":
+        return ("## Form\n\nThis is FMViT's fused inference form: every conv is a single conv with bias. To train "
+                "with the reparameterisation branches, export the training form (`explorer export ... --form "
+                "train`); its `model.fuse()` has this model's state-dict keys.\n\n")
+    return ("## Form\n\nThis is FMViT's **training form**: every conv is a sum of conv+BN branches (multi-group "
+            f"1x1 branches for G in {set(config.multi_groups)}, asymmetric and 1x1 branches, identity BNs), and the "
+            "MLPs and the head have a BatchNorm before their first layer. Train it as it is; afterwards fold the "
+            "branches away:\n\n```python\nfused = model.eval().fuse()   # inference form, same outputs in eval "
+            "mode\ntorch.save(fused.state_dict(), \"fused.pt\")  # loads into the inference-form export\n```\n\n"
+            "`model.onnx` is the **fused inference form** (what deploys and what latency is measured on); "
+            "export your trained network the same way with `torch.onnx.export(model.eval().fuse(), ...)`.\n\n")
+
+
+def _training_section(config: ArchConfig, family: ExportFamily) -> str:
+    nearest, distance = nearest_preset(inference_form(config))
+    if nearest in TRAINING_RECIPES:
+        rows = [*TRAINING_RECIPES[nearest].as_rows(), *COMMON_RECIPE.items()]
+        return Template((TEMPLATES / "recipe.md.tmpl").read_text()).substitute(
+            nearest=nearest, distance=f"{distance:.2f}", recipe_rows="\n".join(f"| {k} | {v} |" for k, v in rows))
+    return (f"## Training recipe\n\nNo training recipe is shipped for {family.title}, and none is made up here. "
+            f"{family.training} The nearest published model of the family is {nearest} (knob distance "
+            f"{distance:.2f}).\n")
+
+
 def readme_text(item: ExportItem, params: int, macs: int) -> str:
-    nearest, distance = nearest_preset(item.config)
-    recipe = TRAINING_RECIPES[nearest]
-    rows = [*recipe.as_rows(), *COMMON_RECIPE.items()]
+    config = item.config
+    family = export_family(config.space)
+    form = f" ({config.form} form)" if isinstance(config, FMViTConfig) else ""
+    keys = family.stages(config.to_dict()).module_name()
     return Template((TEMPLATES / "README.md.tmpl").read_text()).substitute(
-        title=item.label, arch_id=item.config.arch_id, resolution=item.config.resolution,
+        title=item.label, family=family.title, arch_id=config.arch_id, resolution=config.resolution, form=form,
         params_m=f"{params / 1e6:.2f}", macs_m=f"{macs / 1e6:.1f}", source=item.source, opset=DEFAULT_OPSET,
+        in_channels=config.input_shape()[1], first_feature=keys[0], last_feature=keys[-1],
+        onnx_form=" of the fused inference form" if isinstance(config, FMViTConfig) else "",
+        form_section=_form_section(config), size_section=_size_section(config, family),
         latency_section=_latency_section(item.latencies), accuracy_section=_accuracy_section(item.scores),
-        nearest=nearest, distance=f"{distance:.2f}",
-        recipe_rows="\n".join(f"| {k} | {v} |" for k, v in rows),
-    )
+        training_section=_training_section(config, family),
+    ).rstrip() + "\n"
 
 
 def export_package(item: ExportItem, directory: str | Path) -> Path:
-    """Write ``model.py``, ``config.json``, ``model.onnx`` and ``README.md`` into ``directory``."""
+    """Write ``model.py``, ``config.json``, ``model.onnx`` and ``README.md`` into ``directory``.
+
+    ``model.onnx`` is always the deployed network: an FMViT training form is exported fused.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = item.config
     table = config.op_table()
     (directory / "model.py").write_text(standalone_model_source(config, item.label))
     (directory / "config.json").write_text(config.to_json() + "\n")
-    export_onnx(config, directory / "model.onnx")
+    export_onnx(inference_form(config), directory / "model.onnx")
     (directory / "README.md").write_text(readme_text(item, table.params, table.macs))
     return directory
 
@@ -174,27 +198,3 @@ def export_many(items: Iterable[ExportItem], root: str | Path) -> list[ExportRes
             files = tuple(sorted(p.name for p in directory.iterdir()))
             results.append(ExportResult(item.label, item.config.arch_id, directory, True, files=files))
     return results
-
-
-def _published(config: LowFormerConfig, metric: str) -> list[dict[str, str]]:
-    name = name_of(config)
-    if name is None:
-        return []
-    with PUBLISHED_CSV.open(newline="") as handle:
-        return [r for r in csv.DictReader(handle)
-                if r["model"] == name and int(r["resolution"]) == config.resolution and r["metric"] == metric]
-
-
-def published_top1(config: LowFormerConfig) -> tuple[tuple[str, float], ...]:
-    """The papers' ImageNet top-1 of a named architecture at its resolution, as labelled scores."""
-    return tuple((f"ImageNet top-1 % (published: {r['source']})", float(r["value"])) for r in _published(config, "top1"))
-
-
-def published_latencies(config: LowFormerConfig) -> tuple[LatencyRecord, ...]:
-    """The papers' latencies of a named architecture at its resolution (``published_reference.csv``)."""
-    rows = _published(config, "latency_ms")
-    return tuple(
-        LatencyRecord(r["device"], float(r["value"]), "published",
-                      f"published: {r['source']}" + (f" ({r['note']})" if r["note"] else ""))
-        for r in rows
-    )

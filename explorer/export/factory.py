@@ -1,15 +1,12 @@
 """The timm-style factory of an exported ``model.py``: ``num_classes``, ``features_only``,
-``out_indices`` and ``feature_info``.
+``out_indices`` and ``feature_info``, for any network whose ``backbone`` returns a dict of stage
+outputs and whose ``head`` ends in a ``classifier``.
 
 This module is both used in place (tests, ``explorer``) and copied into every exported
-``model.py`` after the model sources, so it imports nothing but torch and the LowFormer builder.
+``model.py`` after the model sources, so it imports nothing but torch.
 """
 
 from torch import nn
-
-from search_spaces.lowformer.network import FEATURE_KEYS, LowFormer, LowFormerBackbone
-
-FEATURE_REDUCTIONS = (2, 4, 8, 16, 32)
 
 
 class FeatureInfo(list):
@@ -25,57 +22,62 @@ class FeatureInfo(list):
         return [info["module"] for info in self]
 
 
-def check_out_indices(out_indices):
-    """``None`` -> every stage; otherwise indices into ``FEATURE_KEYS``, validated."""
+def stage_info(keys, channels, first_reduction):
+    """Feature metadata of stages that each halve the resolution, the first at ``first_reduction``."""
+    return FeatureInfo({"num_chs": c, "reduction": first_reduction * 2 ** i, "module": key}
+                       for i, (key, c) in enumerate(zip(keys, channels)))
+
+
+def check_out_indices(out_indices, stages):
+    """``None`` -> every stage; otherwise indices into ``stages``, validated."""
     if out_indices is None:
-        return tuple(range(len(FEATURE_KEYS)))
+        return tuple(range(len(stages)))
     indices = tuple(out_indices)
-    bad = [i for i in indices if not isinstance(i, int) or not 0 <= i < len(FEATURE_KEYS)]
+    bad = [i for i in indices if not isinstance(i, int) or not 0 <= i < len(stages)]
     if bad or not indices:
         raise ValueError(f"invalid out_indices {out_indices!r}; allowed: a non-empty subset of "
-                         f"{list(range(len(FEATURE_KEYS)))} ({', '.join(FEATURE_KEYS)})")
+                         f"{list(range(len(stages)))} ({', '.join(stages.module_name())})")
     return indices
 
 
-def feature_info(spec, out_indices=None):
-    """Channels and stride of each selected stage output of the backbone built from ``spec``."""
-    return FeatureInfo(
-        {"num_chs": spec["widths"][i], "reduction": FEATURE_REDUCTIONS[i], "module": FEATURE_KEYS[i]}
-        for i in check_out_indices(out_indices)
-    )
+def check_num_classes(num_classes):
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 0):
+        raise ValueError(f"invalid num_classes {num_classes!r}; allowed: an integer >= 0 (0: no classifier)")
 
 
-class LowFormerFeatures(nn.Module):
+class FeatureExtractor(nn.Module):
     """The backbone alone, returning a list of stage outputs (timm's ``features_only``).
 
     Its state-dict keys are the classifier's ``backbone.*`` keys, so a classifier checkpoint
     loads with ``strict=False``.
     """
 
-    def __init__(self, spec, out_indices=None):
+    def __init__(self, backbone, stages, out_indices=None):
         super().__init__()
-        self.out_indices = check_out_indices(out_indices)
-        self.backbone = LowFormerBackbone(spec)
-        self.feature_info = feature_info(spec, self.out_indices)
+        self.out_indices = check_out_indices(out_indices, stages)
+        self.backbone = backbone
+        self.feature_info = FeatureInfo(stages[i] for i in self.out_indices)
 
     def forward(self, x):
         features = self.backbone(x)
-        return [features[FEATURE_KEYS[i]] for i in self.out_indices]
+        return [features[key] for key in self.feature_info.module_name()]
 
 
-def build_lowformer(spec, num_classes=None, features_only=False, out_indices=None):
-    """Classifier (``num_classes`` outputs, 0 for pooled features) or feature extractor."""
+def build_network(network, stages, spec, num_classes=None, features_only=False, out_indices=None):
+    """Classifier (``num_classes`` outputs, 0 for pooled features) or feature extractor.
+
+    ``network(spec)`` builds the classifier; ``stages(spec)`` is its :class:`FeatureInfo`.
+    """
     spec = dict(spec)
     if features_only:
-        return LowFormerFeatures(spec, out_indices).eval()
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 0):
-        raise ValueError(f"invalid num_classes {num_classes!r}; allowed: an integer >= 0 (0: no classifier)")
+        return FeatureExtractor(network(spec).backbone, stages(spec), out_indices).eval()
+    check_num_classes(num_classes)
     if num_classes:
         spec["num_classes"] = num_classes
-    model = LowFormer(spec)
+    model = network(spec)
     if num_classes == 0:
         model.head.classifier = nn.Identity()
     model.num_classes = num_classes if num_classes is not None else spec["num_classes"]
-    model.feature_info = feature_info(spec)
+    model.feature_info = stages(spec)
     return model.eval()

@@ -37,13 +37,13 @@ from rich.progress import (
 )
 from sqlalchemy import select
 
-from explorer.architectures import NAMED_ARCHITECTURES, name_of, resolve
+from explorer.architectures import NAMED_ARCHITECTURES, family_of, flat_space, name_of, resolve
 from explorer.db import Database, Device, Measurement, resolve_device, upsert_architecture
 from explorer.errors import UserError
 from explorer.measure.backends import Backend, Prepared, get_backend
 from explorer.measure.protocol import ProtocolResult, ProtocolSettings, host_fingerprint, measure
 from search_spaces.base import ArchConfig, KnobError, arch_id
-from search_spaces.lowformer.sampling import sample_configs, sobol_configs
+from search_spaces.lowformer import LowFormerConfig
 
 #: The per-device reference model interleaved with every measurement. A LowFormer preset at a
 #: small resolution rather than a plain conv stack: it has the same op mix (depthwise, pointwise,
@@ -66,6 +66,7 @@ class SampleRequest:
     file: str | None = None
     database: Database | None = None
     device: str | None = None
+    space: str | None = None
 
 
 Sampler = Callable[[SampleRequest], list[ArchConfig]]
@@ -78,17 +79,20 @@ def _need_n(request: SampleRequest, sampler: str) -> int:
 
 
 def _random(request: SampleRequest) -> list[ArchConfig]:
-    return list(sample_configs(_need_n(request, "random"), request.seed, resolution=request.resolution or 224))
+    space = flat_space(request.space or LowFormerConfig.space)
+    return space.sample(_need_n(request, "random"), request.seed, resolution=request.resolution or 224)
 
 
 def _sobol(request: SampleRequest) -> list[ArchConfig]:
-    return list(sobol_configs(_need_n(request, "sobol"), request.seed, resolution=request.resolution or 224))
+    space = flat_space(request.space or LowFormerConfig.space)
+    return space.sobol(_need_n(request, "sobol"), request.seed, resolution=request.resolution or 224)
 
 
 def _presets(request: SampleRequest) -> list[ArchConfig]:
-    """Every LowFormer preset and ablation (the first ``n`` if given)."""
-    configs = [entry.make(request.resolution) for entry in NAMED_ARCHITECTURES.values()
-               if entry.kind in ("preset", "ablation")]
+    """Every preset and ablation, of one family if ``space`` is given (the first ``n`` if given)."""
+    configs = [config for config in (entry.make(request.resolution) for entry in NAMED_ARCHITECTURES.values()
+                                     if entry.kind in ("preset", "ablation"))
+               if request.space is None or family_of(config.space) == family_of(request.space)]
     return configs[: request.n] if request.n else configs
 
 
@@ -301,19 +305,22 @@ class CampaignSpec:
     n: int | None = 10
     sampler: str = "random"
     seed: int = 0
+    space: str | None = None
     file: str | None = None
     backend: str | None = None
     threads: int | None = None
     batch: int | None = None
     resolution: int | None = None
     force: bool = False
+    retry_failed: bool = False
     name: str | None = None
     protocol: ProtocolSettings = ProtocolSettings()
     drift_check: tuple[str, ...] = DRIFT_CHECK
     reference: tuple[str, int] | None = REFERENCE
 
     def label(self) -> str:
-        return self.name or f"{self.sampler}-n{self.n}-seed{self.seed}"
+        prefix = f"{self.space}-" if self.space and self.space != LowFormerConfig.space else ""
+        return self.name or f"{prefix}{self.sampler}-n{self.n}-seed{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -376,20 +383,23 @@ def plan_campaign(database: Database, spec: CampaignSpec, samplers: Mapping[str,
     """Sample the architectures and drop those already measured (unless ``spec.force``)."""
     if spec.sampler not in samplers:
         raise KnobError("sampler", spec.sampler, "one of " + ", ".join(samplers))
+    if spec.space is not None:
+        flat_space(spec.space)
     with database.session() as session:
         device = resolve_device(session, spec.device)
         backend = spec.backend or device.backend
         batch = spec.batch or device.default_batch
         threads = spec.threads if spec.threads is not None else device.default_threads
         get_backend(backend)
-        request = SampleRequest(spec.n, spec.seed, spec.resolution, spec.file, database, device.name)
+        request = SampleRequest(spec.n, spec.seed, spec.resolution, spec.file, database, device.name, spec.space)
         configs = list({arch_id(c): c for c in samplers[spec.sampler](request)}.values())
         done: set[str] = set()
         if not spec.force:
             done = set(session.scalars(select(Measurement.arch_id).where(
                 Measurement.device == device.name, Measurement.backend == backend, Measurement.batch == batch,
                 Measurement.threads.is_(None) if threads is None else Measurement.threads == threads,
-                Measurement.provenance == "measured")))
+                Measurement.provenance == "measured",
+                *((Measurement.status == "ok",) if spec.retry_failed else ()))))
         jobs = tuple(Job(c, backend, batch, threads) for c in configs if arch_id(c) not in done)
         return CampaignPlan(device.name, backend, batch, threads, jobs, len(configs) - len(jobs))
 

@@ -3,23 +3,27 @@
 Library entry points::
 
     from explorer.search import SearchSettings, ModelSource, run_search, search_report
-    settings = SearchSettings(device="raspi5", budget_ms=40.0, objective="default")
+    settings = SearchSettings(device="raspi5", budget_ms=40.0, objective="default", space="all")
     study = run_search(settings, storage_url, ModelSource(db_url, "raspi5"), workers=1)
 
-``search_report`` (and ``explorer search --json``) returns a dict with the keys
+``space`` is a name of :data:`explorer.architectures.FLAT_SPACES` or ``all`` (every family; see
+:mod:`explorer.search.space`). ``search_report`` (and ``explorer search --json``) returns a dict
+with the keys
 
-* ``study``, ``storage``, ``device``, ``budget_ms``, ``resolution``, ``objective`` (score name),
-  ``objective_label`` (what the score is, e.g. "surrogate top-1 (predicted), ImageNet %"),
-  ``predictor`` (name of the latency model);
+* ``study``, ``storage``, ``space``, ``device``, ``budget_ms``, ``resolution``, ``objective``
+  (score name), ``objective_label`` (what the score is, e.g. "surrogate top-1 (predicted),
+  ImageNet %"), ``predictor`` (name of the latency model);
 * ``trials`` (completed), ``unique_architectures``, ``feasible_trials``, ``pareto_size``;
 * ``shortlist``: 5-10 architectures spread along the feasible Pareto front, fastest first, and
-  ``references``: the published LowFormer models at the same resolution. Each entry has
-  ``trial`` (study trial number, null for references), ``name`` (preset name, null for trials),
-  ``arch_id``, ``score``, ``latency_ms``, ``low_ms``, ``high_ms`` (predicted median and ~90 %
-  interval), ``latency_provenance`` ("predicted"), ``meets_budget`` (upper bound within budget),
-  ``macs``, ``params``, ``nearest_preset``, ``preset_distance`` (knob distance, see
-  :mod:`explorer.search.nearest`), ``knobs`` (widths, depths, attention, mlp, expansions,
-  head_widths) and ``config`` (the full config, loadable with ``explorer.resolve``);
+  ``references``: the published models of the searched families at the same resolution. Each
+  entry has ``trial`` (study trial number, null for references), ``name`` (preset name, null for
+  trials), ``family`` (lowformer, efficientvit, fmvit or mcga), ``arch_id``, ``score``,
+  ``latency_ms``, ``low_ms``, ``high_ms`` (predicted median and ~90 % interval),
+  ``latency_provenance`` ("predicted"), ``meets_budget`` (upper bound within budget), ``macs``,
+  ``params``, ``nearest_preset``, ``preset_distance`` (the closest published model of the same
+  family and knob table, see :mod:`explorer.search.nearest`), ``knobs`` (LowFormer: widths,
+  depths, attention, mlp, expansions, head_widths; other families: their flat knobs) and
+  ``config`` (the full config with its ``space``, loadable with ``explorer.resolve``);
 * ``dashboard``: path of the HTML dashboard, or null.
 """
 
@@ -33,8 +37,9 @@ import optuna
 
 from explorer.search.budget import BudgetError, parse_budget
 from explorer.search.journal import default_storage_url, open_storage
-from explorer.search.models import ModelSource, ScoreObjective, SearchSetupError, load_latency_model, study_evaluator
+from explorer.search.models import ModelSource, ScoreObjective, load_latency_model, study_evaluator
 from explorer.search.shortlist import DEFAULT_TOP, pareto_front, search_report, shortlist
+from explorer.search.space import ALL, DEFAULT_SPACE, check_space, space_names, trial_config
 from explorer.search.study import (
     SAMPLERS,
     Evaluation,
@@ -42,10 +47,12 @@ from explorer.search.study import (
     LatencyModel,
     Objective,
     SearchSettings,
+    SearchSetupError,
     completed,
     load_study,
     open_study,
     run_batches,
+    start_study,
     worker_shares,
 )
 
@@ -73,7 +80,7 @@ def run_search(settings: SearchSettings, storage_url: str, models: ModelFactory,
     if workers < 1:
         raise SearchSetupError(f"invalid --workers {workers}; allowed: an integer >= 1")
     evaluator = evaluator or Evaluator(*models())
-    study = open_study(storage_url, settings, evaluator.latency.name, evaluator.objective.label)
+    study = start_study(storage_url, settings, evaluator)
     done = completed(study)
     shares = [n for n in worker_shares(settings.trials - done, workers) if n]
     if len(shares) <= 1:
@@ -108,6 +115,8 @@ def run_search(settings: SearchSettings, storage_url: str, models: ModelFactory,
 
 
 __all__ = [
+    "ALL",
+    "DEFAULT_SPACE",
     "DEFAULT_TOP",
     "SAMPLERS",
     "BudgetError",
@@ -119,6 +128,7 @@ __all__ = [
     "ScoreObjective",
     "SearchSettings",
     "SearchSetupError",
+    "check_space",
     "completed",
     "default_storage_url",
     "load_latency_model",
@@ -130,5 +140,8 @@ __all__ = [
     "run_search",
     "search_report",
     "shortlist",
+    "space_names",
+    "start_study",
     "study_evaluator",
+    "trial_config",
 ]

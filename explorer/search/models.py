@@ -9,13 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.db import Database, UnknownDeviceError, open_database, resolve_device
-from explorer.errors import UserError
-from explorer.search.study import Evaluator
+from explorer.search.study import Evaluator, SearchSetupError
 from search_spaces.base import ArchConfig
-
-
-class SearchSetupError(UserError):
-    """A device or objective the search cannot use; the message says what to do."""
 
 
 class ScoreObjective:

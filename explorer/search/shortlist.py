@@ -1,7 +1,7 @@
 """From a finished study to a shortlist to train: the feasible Pareto front (accuracy score up,
 predicted latency down), thinned to a few architectures spread evenly along its latency range
 (or topped up from the next non-dominated layers when the front is small), with the published
-models' predicted positions beside them."""
+models of the searched families predicted the same way beside them."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import optuna
 
+from explorer.architectures import FLAT_SPACES, family_of
 from explorer.search.nearest import nearest_preset
-from explorer.search.space import config_of, reference_configs
+from explorer.search.space import DEFAULT_SPACE, reference_configs, study_space, trial_config
 from explorer.search.study import Evaluation, Evaluator, evaluations, feasible
+from search_spaces.base import ArchConfig
 from search_spaces.lowformer import LowFormerConfig
 
 DEFAULT_TOP = 8
@@ -23,24 +25,31 @@ DEFAULT_TOP = 8
 class Candidate:
     """A row of the shortlist (``trial`` set) or of the reference models (``name`` set)."""
 
-    config: LowFormerConfig
+    config: ArchConfig
     evaluation: Evaluation
     meets_budget: bool
     trial: int | None = None
     name: str | None = None
 
+    @property
+    def family(self) -> str:
+        return family_of(self.config.space)
+
     def as_dict(self) -> dict:
         nearest, distance = nearest_preset(self.config)
         return {
-            "trial": self.trial, "name": self.name, **asdict(self.evaluation),
+            "trial": self.trial, "name": self.name, "family": self.family, **asdict(self.evaluation),
             "latency_provenance": "predicted", "meets_budget": self.meets_budget,
             "nearest_preset": nearest, "preset_distance": round(distance, 3),
-            "knobs": key_knobs(self.config), "config": self.config.to_dict(),
+            "knobs": key_knobs(self.config), "config": {"space": self.config.space, **self.config.to_dict()},
         }
 
 
-def key_knobs(config: LowFormerConfig) -> dict:
-    """The knobs that tell architectures apart at a glance."""
+def key_knobs(config: ArchConfig) -> dict:
+    """The knobs that tell architectures apart at a glance: LowFormer's grouped by kind (widths,
+    depths, attention, ...), any other family's its flat knob table."""
+    if not isinstance(config, LowFormerConfig):
+        return FLAT_SPACES[config.space].to_flat(config)
     return {
         "widths": list(config.widths), "depths": list(config.depths),
         "attention": [config.stage3.attention, config.stage4.attention],
@@ -94,14 +103,14 @@ def shortlist_rows(rows: Sequence[Row], top: int) -> list[Row]:
 
 
 def shortlist(study: optuna.Study, top: int = DEFAULT_TOP) -> list[Candidate]:
-    resolution = study.user_attrs["resolution"]
-    return [Candidate(config_of(trial.params, resolution), evaluation, True, trial=trial.number)
+    return [Candidate(trial_config(study, trial), evaluation, True, trial=trial.number)
             for trial, evaluation in shortlist_rows(evaluations(study), top)]
 
 
-def reference_candidates(evaluator: Evaluator, resolution: int, budget_ms: float) -> list[Candidate]:
-    """The published models, predicted and scored like any candidate."""
-    configs = reference_configs(resolution)
+def reference_candidates(evaluator: Evaluator, resolution: int, budget_ms: float,
+                         space: str = DEFAULT_SPACE) -> list[Candidate]:
+    """The published models of the families ``space`` searches, predicted and scored like any candidate."""
+    configs = reference_configs(resolution, space)
     return [Candidate(config, evaluation, evaluation.high_ms <= budget_ms, name=name)
             for (name, config), evaluation in zip(configs.items(), evaluator.evaluate(list(configs.values())))]
 
@@ -113,6 +122,7 @@ def search_report(study: optuna.Study, evaluator: Evaluator, top: int = DEFAULT_
     front = pareto_front(rows)
     return {
         "study": study.study_name,
+        "space": study_space(study),
         "device": attrs["device"],
         "budget_ms": attrs["budget_ms"],
         "resolution": attrs["resolution"],
@@ -124,5 +134,6 @@ def search_report(study: optuna.Study, evaluator: Evaluator, top: int = DEFAULT_
         "feasible_trials": sum(feasible(t) for t, _ in rows),
         "pareto_size": len(front),
         "shortlist": [c.as_dict() for c in shortlist(study, top)],
-        "references": [c.as_dict() for c in reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"])],
+        "references": [c.as_dict() for c in reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"],
+                                                                 study_space(study))],
     }

@@ -11,12 +11,17 @@ Why the loop looks the way it does:
   repeated point keeps NSGA-II's populations and TPE's densities honest; pruning would not.
 * Several workers share one storage. After writing its batch, a worker adds the other workers'
   new trials to its in-memory study, so every sampler sees (nearly) the whole history.
+* The space is sampled define-by-run (:func:`explorer.search.space.suggest`), so that ``--space
+  all`` can pick a family first. TPE (``group=True``) models each family's knobs jointly; NSGA-II
+  recombines only the parameters every trial has, so in ``all`` its trials carry every family's
+  knobs (see :data:`RECOMBINES_SHARED_PARAMS`).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
@@ -25,18 +30,30 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from explorer.architectures import family_of
 from explorer.errors import UserError
 from explorer.search.journal import open_storage
-from explorer.search.space import DISTRIBUTIONS, config_of, seed_params
+from explorer.search.space import (
+    DEFAULT_SPACE,
+    SPACE_PARAM,
+    check_space,
+    config_of,
+    flat_spaces,
+    seed_params,
+    suggest,
+)
 from search_spaces.base import ArchConfig, arch_id
 
 DIRECTIONS = (optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE)
 #: Optuna's GPSampler is not offered: in this 40-knob categorical, two-objective space its first
 #: model-based trial took over 3 minutes on 2 cores (timed with optuna 5.0).
 SAMPLERS = ("nsga2", "tpe", "random")
+#: Samplers that recombine only the parameters every trial has (Optuna's intersection search
+#: space): with ``--space all`` they sample every family's knobs in every trial.
+RECOMBINES_SHARED_PARAMS = ("nsga2",)
 CONSTRAINT = "budget"
 #: Study attributes a resumed search must agree with.
-IDENTITY_ATTRS = ("device", "budget_ms", "objective", "resolution")
+IDENTITY_ATTRS = ("device", "budget_ms", "objective", "resolution", SPACE_PARAM)
 
 
 class LatencyModel(Protocol):
@@ -57,7 +74,11 @@ class Objective(Protocol):
 
 
 class StudyMismatchError(UserError):
-    """A --study name that already holds a search for another device, budget or objective."""
+    """A --study name that already holds a search for another device, budget, objective or space."""
+
+
+class SearchSetupError(UserError):
+    """A device, objective or space the search cannot use; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -87,9 +108,6 @@ class Evaluator:
     def remember(self, evaluation: Evaluation) -> None:
         self._known.setdefault(evaluation.arch_id, evaluation)
 
-    def known(self, key: str) -> bool:
-        return key in self._known
-
     def evaluate(self, configs: Sequence[ArchConfig]) -> list[Evaluation]:
         ids = [arch_id(c) for c in configs]
         new = {key: config for key, config in zip(ids, configs) if key not in self._known}
@@ -106,7 +124,8 @@ class Evaluator:
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """One search: ``trials`` is the study's total, so re-running the same settings resumes."""
+    """One search: ``trials`` is the study's total, so re-running the same settings resumes.
+    ``space``: a name of :func:`explorer.search.space.space_names` (``all``: every family)."""
 
     device: str
     budget_ms: float
@@ -117,8 +136,10 @@ class SearchSettings:
     resolution: int = 224
     study_name: str | None = None
     batch_size: int = 50
+    space: str = DEFAULT_SPACE
 
     def __post_init__(self) -> None:
+        check_space(self.space)
         if self.sampler not in SAMPLERS:
             raise UserError(f"invalid sampler {self.sampler!r}; allowed: {', '.join(SAMPLERS)}")
         if self.trials < 1:
@@ -128,36 +149,70 @@ class SearchSettings:
 
     @property
     def name(self) -> str:
-        return self.study_name or f"{self.device}-{self.budget_ms:g}ms-{self.objective}"
+        """The ``--study`` name, else DEVICE-BUDGET-OBJECTIVE (plus -SPACE unless LowFormer, so
+        that another space starts a new study instead of resuming the LowFormer one)."""
+        if self.study_name:
+            return self.study_name
+        suffix = "" if self.space == DEFAULT_SPACE else f"-{self.space}"
+        return f"{self.device}-{self.budget_ms:g}ms-{self.objective}{suffix}"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=50)
+        with warnings.catch_warnings():  # ``group`` (one joint model per family of --space all) is experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=50)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise UserError(f"invalid sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
 
 
+def check_models(evaluator: Evaluator, settings: SearchSettings) -> None:
+    """Evaluate one architecture of every searched family (a seed, which the search evaluates
+    anyway) so that a latency model or score that cannot handle a family fails before the search,
+    naming both."""
+    seeds = [config_of(params, settings.resolution, settings.space)
+             for params in seed_params(settings.resolution, settings.space).values()]
+    what = f"the latency model {evaluator.latency.name!r} and the objective {evaluator.objective.name!r}"
+    for family, table in flat_spaces(settings.space).items():
+        probe = next((c for c in seeds if family_of(c.space) == family), None)
+        probe = probe or table.sample(1, seed=settings.seed, resolution=settings.resolution)[0]
+        try:
+            [evaluation] = evaluator.evaluate([probe])
+        except Exception as err:  # any model's failure on a family is a setup problem of this search
+            raise SearchSetupError(f"cannot search the {family} family with {what}: {type(err).__name__}: {err}; "
+                                   f"choose another --objective or --space") from err
+        if not all(math.isfinite(v) for v in (evaluation.score, evaluation.latency_ms, evaluation.high_ms)):
+            raise SearchSetupError(f"cannot search the {family} family with {what}: architecture "
+                                   f"{evaluation.arch_id} gets no finite score or latency; choose another "
+                                   "--objective or --space")
+
+
 def open_study(storage_url: str, settings: SearchSettings, latency_name: str, objective_label: str) -> optuna.Study:
-    """Create the study or load it; a loaded one must match device, budget, objective, resolution."""
+    """Create the study or load it; a loaded one must match device, budget, objective, resolution
+    and space (a study without a stored space searched LowFormer)."""
     study = optuna.create_study(storage=open_storage(storage_url), study_name=settings.name,
                                 directions=list(DIRECTIONS), load_if_exists=True)
-    identity = {"device": settings.device, "budget_ms": settings.budget_ms, "objective": settings.objective,
-                "resolution": settings.resolution}
-    stored = study.user_attrs
-    if not stored:
+    identity = {key: getattr(settings, key) for key in IDENTITY_ATTRS}
+    if not study.user_attrs:
         for key, value in {**identity, "objective_label": objective_label, "predictor": latency_name}.items():
             study.set_user_attr(key, value)
         return study
+    stored = {SPACE_PARAM: DEFAULT_SPACE, **study.user_attrs}
     clash = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
     if clash:
         detail = ", ".join(f"{k} {old!r} (asked: {new!r})" for k, (old, new) in clash.items())
         raise StudyMismatchError(f"study {settings.name!r} already holds a search with {detail}; "
                                  "use another --study name to start a new one")
     return study
+
+
+def start_study(storage_url: str, settings: SearchSettings, evaluator: Evaluator) -> optuna.Study:
+    """:func:`check_models`, then :func:`open_study`: nothing is stored for a search that cannot run."""
+    check_models(evaluator, settings)
+    return open_study(storage_url, settings, evaluator.latency.name, evaluator.objective.label)
 
 
 def load_study(storage_url: str, name: str) -> optuna.Study:
@@ -186,12 +241,14 @@ class _Mirror:
         self.working = optuna.create_study(directions=list(DIRECTIONS), sampler=sampler)
         self.tag = uuid.uuid4().hex
         self._seen: set[int] = set()
+        self.arch_ids: set[str] = set()  # of every trial in the working study
         self.pull()
 
     def pull(self) -> None:
         fresh = [t for t in self.persistent.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                  if t.number not in self._seen and t.user_attrs.get("worker") != self.tag]
         self._seen.update(t.number for t in fresh)
+        self.arch_ids.update(t.user_attrs["arch_id"] for t in fresh)
         if fresh:
             self.working.add_trials(fresh)
         for trial in fresh:
@@ -207,17 +264,21 @@ def run_batches(study: optuna.Study, settings: SearchSettings, evaluator: Evalua
     ``seed_presets``: start with the published models (for the first worker of a new study)."""
     mirror = _Mirror(study, make_sampler(settings.sampler, settings.seed + worker), evaluator)
     if seed_presets:
-        for params in seed_params(settings.resolution).values():
+        for params in seed_params(settings.resolution, settings.space).values():
             mirror.working.enqueue_trial(params)
     done = 0
     while done < n_trials:
         size = min(settings.batch_size, n_trials - done)
-        trials = [mirror.working.ask(DISTRIBUTIONS) for _ in range(size)]
-        configs = [config_of(t.params, settings.resolution) for t in trials]
+        trials = [mirror.working.ask() for _ in range(size)]
+        for trial in trials:
+            suggest(trial, settings.space, every_family=settings.sampler in RECOMBINES_SHARED_PARAMS)
+        configs = [config_of(t.params, settings.resolution, settings.space) for t in trials]
         ids = [arch_id(c) for c in configs]
-        fresh = [not evaluator.known(key) and key not in ids[:i] for i, key in enumerate(ids)]
-        for trial, evaluation, is_new in zip(trials, evaluator.evaluate(configs), fresh):
-            for key, value in asdict(evaluation).items():
+        fresh = [key not in mirror.arch_ids and key not in ids[:i] for i, key in enumerate(ids)]
+        mirror.arch_ids.update(ids)
+        for trial, config, evaluation, is_new in zip(trials, configs, evaluator.evaluate(configs), fresh):
+            attrs = {**asdict(evaluation), SPACE_PARAM: config.space, "family": family_of(config.space)}
+            for key, value in attrs.items():
                 trial.set_user_attr(key, value)
             trial.set_user_attr("duplicate", not is_new)
             trial.set_user_attr("worker", mirror.tag)

@@ -5,11 +5,11 @@ computed on synthetic inputs rarely rank trained networks better than the parame
 No model is built, so each costs microseconds.
 
 ``size-rank`` is the rank sum of params and MACs, made computable for one architecture on its own:
-each count is placed in a fixed reference population (``REFERENCE_SIZE`` configs drawn by the
-LowFormer sampler with ``REFERENCE_SEED``, at the architecture's resolution) as a mid-rank fraction
-in [0, 1], and the two fractions are added, giving a value in [0, 2]. It ranks like the classic
-rank sum inside any population drawn from the same sampler, and changes only if the reference
-population does (bump ``SIZE_RANK_VERSION`` then).
+each count is placed in a fixed reference population (``REFERENCE_SIZE`` configs, an equal share
+drawn by each backbone family's sampler with ``REFERENCE_SEED``, at the architecture's resolution)
+as a mid-rank fraction in [0, 1], and the two fractions are added, giving a value in [0, 2]. One
+population for all families keeps the scores comparable across them. It changes only if the
+reference population does (bump ``SIZE_RANK_VERSION`` then).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from search_spaces.base import ArchConfig
 
 REFERENCE_SIZE = 512
 REFERENCE_SEED = 0
-SIZE_RANK_VERSION = f"1+ref=lowformer-sampler-n{REFERENCE_SIZE}-s{REFERENCE_SEED}"
+SIZE_RANK_VERSION = f"2+ref=family-samplers-n{REFERENCE_SIZE}-s{REFERENCE_SEED}"
 
 
 class SizeRankError(ValueError):
@@ -42,9 +42,11 @@ def macs(config: ArchConfig) -> float:
 @lru_cache(maxsize=8)
 def _reference_counts(resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted params and MACs of the reference population at ``resolution`` (pure, memoised)."""
-    from search_spaces.lowformer.sampling import sample_configs
+    from explorer.architectures import FAMILIES, FLAT_SPACES
 
-    tables = [c.op_table() for c in sample_configs(REFERENCE_SIZE, REFERENCE_SEED, resolution=resolution)]
+    share = REFERENCE_SIZE // len(FAMILIES)
+    tables = [c.op_table() for family in FAMILIES
+              for c in FLAT_SPACES[family].sample(share, REFERENCE_SEED, resolution=resolution)]
     return (np.sort([float(t.params) for t in tables]), np.sort([float(t.macs) for t in tables]))
 
 
@@ -56,10 +58,12 @@ def _mid_rank(sorted_values: np.ndarray, value: float) -> float:
 
 def size_rank(config: ArchConfig) -> float:
     """Mid-rank fraction of params plus that of MACs in the reference population, in [0, 2]."""
-    if config.space != "lowformer":
+    from explorer.architectures import FLAT_SPACES
+
+    if config.space not in FLAT_SPACES:
         raise SizeRankError(
-            f"size-rank has a reference population only for the 'lowformer' space, not {config.space!r}; "
-            "use 'params' or 'macs' instead")
+            f"size-rank has a reference population only for the spaces {', '.join(FLAT_SPACES)}, not "
+            f"{config.space!r}; use 'params' or 'macs' instead")
     ref_params, ref_macs = _reference_counts(config.resolution)
     table = config.op_table()
     return _mid_rank(ref_params, float(table.params)) + _mid_rank(ref_macs, float(table.macs))

@@ -1,19 +1,17 @@
 """EfficientViT building blocks in plain PyTorch (imports torch only, so exports can carry it).
 
-The released B-series reuses LowFormer's ``ConvLayer``, ``Residual`` and ``ClsHead`` (the same
-ops); ``MBConv`` and ``LiteMLA`` here are their general forms (any depthwise kernel, BN in every
-conv, several aggregation scales, the quadratic form at few tokens). Names follow the released
+The released B-series reuses LowFormer's ``ConvLayer``, ``Residual``, ``ClsHead``, ``MBConv``
+and ``LiteMLA`` (the same ops; LowFormer's builder holds their general forms). Names follow the released
 code (``inverted_conv``, ``depth_conv``, ``point_conv``, ``qkv``, ``aggreg``, ``proj``,
 ``context_module``, ``local_module``) because state-dict keys are an interface. The seed-paper
 blocks (``SeedDownsample``, ``SeedAttentionBlock``, ``SeedHead``) are a reconstruction.
 """
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.efficientvit.rules import MBCONV_VARIANTS, SEED_EXPANSION, SEED_KEY_DIM, quadratic_attention
-from search_spaces.lowformer.modules import ConvLayer, Residual
+from search_spaces.efficientvit.rules import SEED_EXPANSION, SEED_KEY_DIM
+from search_spaces.lowformer.modules import ConvLayer, LiteMLA, MBConv, Residual
 
 
 class DSConv(nn.Module):
@@ -26,67 +24,6 @@ class DSConv(nn.Module):
 
     def forward(self, x):
         return self.point_conv(self.depth_conv(x))
-
-
-class MBConv(nn.Module):
-    """1x1 expand, kxk depthwise, 1x1 project (+BN).
-
-    variant ``full``: BN after every conv, no bias (stages 1-2); ``local``: first two convs with
-    bias and no BN (the attention block's local module and the stage-3/4 downsampling block);
-    ``plain``: first two convs with neither.
-    """
-
-    def __init__(self, c_in, c_out, stride, mid, variant, kernel=3):
-        super().__init__()
-        bias, norm = MBCONV_VARIANTS[variant]
-        self.inverted_conv = ConvLayer(c_in, mid, 1, bias=bias, norm=norm)
-        self.depth_conv = ConvLayer(mid, mid, kernel, stride, groups=mid, bias=bias, norm=norm)
-        self.point_conv = ConvLayer(mid, c_out, 1, act=False)
-
-    def forward(self, x):
-        return self.point_conv(self.depth_conv(self.inverted_conv(x)))
-
-
-class LiteMLA(nn.Module):
-    """Multi-scale ReLU linear attention (EfficientViT-B).
-
-    The qkv channels are head-major, [q | k | v] per head; each aggregation scale adds as many
-    groups again. With no more tokens than ``dim`` the released code uses the quadratic form,
-    which gives the same output at a different MAC count; it is kept so the counts match.
-    """
-
-    eps = 1e-15
-
-    def __init__(self, channels, heads, dim, scales=(5,)):
-        super().__init__()
-        self.dim = dim
-        total = 3 * heads * dim
-        self.qkv = ConvLayer(channels, total, 1, norm=False, act=False)
-        self.aggreg = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv2d(total, total, k, padding=k // 2, groups=total, bias=False),
-                nn.Conv2d(total, total, 1, groups=3 * heads, bias=False),
-            )
-            for k in scales
-        )
-        self.proj = ConvLayer((1 + len(scales)) * heads * dim, channels, 1, act=False)
-
-    def forward(self, x):
-        b, _, h, w = x.shape
-        qkv = self.qkv(x)
-        qkv = torch.cat([qkv, *(aggreg(qkv) for aggreg in self.aggreg)], dim=1)
-        if qkv.dtype in (torch.float16, torch.bfloat16):
-            qkv = qkv.float()
-        qkv = qkv.reshape(b, -1, 3 * self.dim, h * w)
-        q, k, v = qkv.split(self.dim, dim=2)
-        q, k = F.relu(q), F.relu(k)
-        if quadratic_attention(h * w, self.dim):
-            scores = k.transpose(-1, -2) @ q
-            out = v @ (scores / (scores.sum(dim=2, keepdim=True) + self.eps))
-        else:
-            out = (F.pad(v, (0, 0, 0, 1), value=1.0) @ k.transpose(-1, -2)) @ q
-            out = out[:, :, :-1] / (out[:, :, -1:] + self.eps)
-        return self.proj(out.to(x.dtype).reshape(b, -1, h, w))
 
 
 class EfficientViTBlock(nn.Module):

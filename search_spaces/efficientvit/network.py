@@ -16,7 +16,7 @@ from search_spaces.efficientvit.modules import (
 )
 from search_spaces.efficientvit.rules import (
     SEED_EXPANSION,
-    expanded,
+    hidden_width,
     lite_heads,
     seed_head_widths,
     seed_heads,
@@ -25,7 +25,7 @@ from search_spaces.efficientvit.rules import (
 )
 from search_spaces.lowformer.modules import ClsHead, ConvLayer, Residual
 
-FEATURE_KEYS = ("stage0", "stage1", "stage2", "stage3", "stage_final")
+EFFICIENTVIT_FEATURE_KEYS = ("stage0", "stage1", "stage2", "stage3", "stage_final")
 
 
 class Backbone(nn.Module):
@@ -39,7 +39,7 @@ class Backbone(nn.Module):
     def forward(self, x):
         x = self.input_stem(x)
         features = {"stage0": x}
-        for key, stage in zip(FEATURE_KEYS[1:], self.stages):
+        for key, stage in zip(EFFICIENTVIT_FEATURE_KEYS[1:], self.stages):
             x = stage(x)
             features[key] = x
         return features
@@ -69,12 +69,12 @@ def efficientvit_backbone(spec):
     for i in (1, 2, 3, 4):
         c_in, c = widths[i - 1], widths[i]
         variant = "full" if i <= 2 else "local"
-        blocks = [MBConv(c_in, c, 2, expanded(c_in, ratio), variant, kernel)]
+        blocks = [MBConv(c_in, c, 2, hidden_width(c_in, ratio), variant, kernel)]
         if i <= 2:
-            blocks += [Residual(MBConv(c, c, 1, expanded(c, ratio), "full", kernel)) for _ in range(depths[i] - 1)]
+            blocks += [Residual(MBConv(c, c, 1, hidden_width(c, ratio), "full", kernel)) for _ in range(depths[i] - 1)]
         else:
             heads = lite_heads(c, spec["dim"], spec["heads_ratio"])
-            mid = expanded(c, spec["local_expand_ratio"])
+            mid = hidden_width(c, spec["local_expand_ratio"])
             blocks += [EfficientViTBlock(c, heads, spec["dim"], tuple(spec["scales"]), mid, kernel)
                        for _ in range(depths[i])]
         stages.append(nn.Sequential(*blocks))

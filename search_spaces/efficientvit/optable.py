@@ -12,9 +12,11 @@ from functools import lru_cache
 
 from search_spaces import optable as ops
 from search_spaces.efficientvit import rules
+from search_spaces.lowformer import rules as lowformer_rules
 from search_spaces.efficientvit.config import EfficientViTConfig, EfficientViTSeedConfig
-from search_spaces.lowformer.optable import _conv_layer as conv_layer
+from search_spaces.lowformer.optable import conv_layer
 from search_spaces.lowformer.optable import head as cls_head
+from search_spaces.lowformer.optable import lite_mla_rows
 from search_spaces.lowformer.optable import stem
 from search_spaces.optable import Block, OpRow, OpTable
 
@@ -22,17 +24,13 @@ Rows = tuple[OpRow, ...]
 CACHE_SIZE = 1 << 16
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
 def mbconv_rows(stage: str, name: str, c_in: int, c_out: int, stride: int, mid: int, kernel: int,
                 variant: str, h: int, w: int) -> tuple[Rows, int, int]:
-    bias, norm = rules.MBCONV_VARIANTS[variant]
-    a, h1, w1 = conv_layer(stage, _join(name, "inverted_conv"), c_in, mid, 1, 1, h, w, bias=bias, norm=norm)
-    b, h2, w2 = conv_layer(stage, _join(name, "depth_conv"), mid, mid, kernel, stride, h1, w1, groups=mid,
+    bias, norm = lowformer_rules.MBCONV_VARIANTS[variant]
+    a, h1, w1 = conv_layer(stage, ops.join_name(name, "inverted_conv"), c_in, mid, 1, 1, h, w, bias=bias, norm=norm)
+    b, h2, w2 = conv_layer(stage, ops.join_name(name, "depth_conv"), mid, mid, kernel, stride, h1, w1, groups=mid,
                            bias=bias, norm=norm)
-    c, h3, w3 = conv_layer(stage, _join(name, "point_conv"), mid, c_out, 1, 1, h2, w2, act=False)
+    c, h3, w3 = conv_layer(stage, ops.join_name(name, "point_conv"), mid, c_out, 1, 1, h2, w2, act=False)
     return a + b + c, h3, w3
 
 
@@ -50,26 +48,6 @@ def dsconv(stage: str, c: int, h: int, w: int) -> Block:
     a, _, _ = conv_layer(stage, "depth_conv", c, c, 3, 1, h, w, groups=c)
     b, _, _ = conv_layer(stage, "point_conv", c, c, 1, 1, h, w, act=False)
     return Block(a + b + (ops.add(stage, "residual", (c, h, w)),))
-
-
-def lite_mla_rows(stage: str, name: str, c: int, heads: int, dim: int, scales: tuple[int, ...],
-                  h: int, w: int) -> Rows:
-    total, tokens = 3 * heads * dim, h * w
-    groups = (1 + len(scales)) * heads
-    rows = [ops.conv(stage, _join(name, "qkv.conv"), c, total, 1, 1, h, w)]
-    for i, k in enumerate(scales):
-        rows += [ops.conv(stage, _join(name, f"aggreg.{i}.0"), total, total, k, 1, h, w, groups=total),
-                 ops.conv(stage, _join(name, f"aggreg.{i}.1"), total, total, 1, 1, h, w, groups=3 * heads)]
-    rows += [ops.activation(stage, _join(name, "relu_q"), (groups, dim, tokens)),
-             ops.activation(stage, _join(name, "relu_k"), (groups, dim, tokens))]
-    if rules.quadratic_attention(tokens, dim):
-        rows += [ops.matmul(stage, _join(name, "scores"), groups, tokens, dim, tokens),
-                 ops.matmul(stage, _join(name, "out"), groups, dim, tokens, tokens)]
-    else:
-        rows += [ops.matmul(stage, _join(name, "vk"), groups, dim + 1, tokens, dim),
-                 ops.matmul(stage, _join(name, "out"), groups, dim + 1, dim, tokens)]
-    proj, _, _ = conv_layer(stage, _join(name, "proj"), groups * dim, c, 1, 1, h, w, act=False)
-    return tuple(rows) + proj
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -90,15 +68,15 @@ def efficientvit_op_table(config: EfficientViTConfig) -> OpTable:
     for i in (1, 2, 3, 4):
         stage, c_in, c = f"stage{i}", widths[i - 1], widths[i]
         variant = "full" if i <= 2 else "local"
-        blocks.append((f"{stage}.0", mbconv(stage, c_in, c, 2, rules.expanded(c_in, ratio), kernel, variant,
+        blocks.append((f"{stage}.0", mbconv(stage, c_in, c, 2, rules.hidden_width(c_in, ratio), kernel, variant,
                                             h, w, False)))
-        h, w = rules.stride2_side(h), rules.stride2_side(w)
+        h, w = rules.downsampled_side(h), rules.downsampled_side(w)
         if i <= 2:
-            block = mbconv(stage, c, c, 1, rules.expanded(c, ratio), kernel, "full", h, w, True)
+            block = mbconv(stage, c, c, 1, rules.hidden_width(c, ratio), kernel, "full", h, w, True)
             blocks += [(f"{stage}.{j}", block) for j in range(1, depths[i])]
         else:
             block = efficientvit_block(stage, c, config.heads(i), config.dim, config.scales,
-                                       rules.expanded(c, config.local_expand_ratio), kernel, h, w)
+                                       rules.hidden_width(c, config.local_expand_ratio), kernel, h, w)
             blocks += [(f"{stage}.{j}", block) for j in range(1, depths[i] + 1)]
     blocks.append(("head", cls_head(widths[4], h, w, config.head_widths, config.num_classes)))
     return OpTable(blocks=blocks)
@@ -160,7 +138,7 @@ def seed_op_table(config: EfficientViTSeedConfig) -> OpTable:
         stage, c_in, c = f"stage{i}", widths[i - 1], widths[i]
         mid = rules.seed_mid(c_in, c, config.expansion_basis)
         blocks.append((f"{stage}.0", seed_downsample(stage, c_in, c, mid, kernel, h, w)))
-        h, w = rules.stride2_side(h), rules.stride2_side(w)
+        h, w = rules.downsampled_side(h), rules.downsampled_side(w)
         if i <= 2:
             block = mbconv(stage, c, c, 1, rules.SEED_EXPANSION * c, kernel, "full", h, w, True)
             blocks += [(f"{stage}.{j}", block) for j in range(1, depth)]

@@ -11,11 +11,7 @@ SEED_HEAD_WIDTHS = (1280, 2304)
 SEED_KEY_DIM = 16
 SEED_EXPANSION = 4
 
-#: (bias, BatchNorm) of the first two convs of each MBConv variant; the last conv always has BN
-MBCONV_VARIANTS = {"full": (False, True), "local": (True, False), "plain": (False, False)}
-
-
-def expanded(channels, ratio):
+def hidden_width(channels, ratio):
     """Hidden width of an MBConv, relative to the channels it is given."""
     return int(round(channels * ratio))
 
@@ -29,11 +25,6 @@ def make_divisible(value, divisor=8):
 def lite_heads(channels, dim, heads_ratio):
     """Heads of LiteMLA as the released code derives them: int(C // dim * heads_ratio)."""
     return int(channels // dim * heads_ratio)
-
-
-def quadratic_attention(tokens, dim):
-    """LiteMLA switches to the (equivalent) N x N form when there are no more tokens than dim."""
-    return tokens <= dim
 
 
 def seed_widths(width_mult):
@@ -55,6 +46,6 @@ def seed_mid(c_in, c_out, expansion_basis):
     return SEED_EXPANSION * (c_out if expansion_basis == "output" else c_in)
 
 
-def stride2_side(size):
+def downsampled_side(size):
     """Side after an odd-kernel conv with padding k//2 and stride 2 (and a ceil-mode 2x2 pool)."""
     return (size - 1) // 2 + 1

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from search_spaces.base import KnobError
 from search_spaces.efficientvit.config import EfficientViTConfig, EfficientViTSeedConfig
+from search_spaces.sampling import LITE_MLA_SCALES, FlatSpace
 
 #: scales knob value -> LiteMLA aggregation kernels
-SCALES = {"none": (), "3": (3,), "5": (5,), "3,5": (3, 5)}
+SCALES = LITE_MLA_SCALES
 
 #: flat knob name -> allowed values of the EfficientViT-B space (ordered where it matters)
 KNOBS: dict[str, tuple[Any, ...]] = {
@@ -52,15 +51,9 @@ SEED_KNOBS: dict[str, tuple[Any, ...]] = {
 }
 
 
-def _require(flat: Mapping[str, Any], knobs: Mapping[str, Any]) -> None:
-    missing = [k for k in knobs if k not in flat]
-    if missing:
-        raise KnobError(missing[0], None, "a value for every knob in the knob table")
-
-
 def config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> EfficientViTConfig:
     """An EfficientViT-B config from one value per flat knob."""
-    _require(flat, KNOBS)
+    SPACE.require(flat)
     if flat["scales"] not in SCALES:
         raise KnobError("scales", flat["scales"], "one of " + ", ".join(SCALES))
     return EfficientViTConfig(
@@ -85,7 +78,7 @@ def flat_from_config(config: EfficientViTConfig) -> dict[str, Any]:
 
 def seed_config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> EfficientViTSeedConfig:
     """A seed-paper config from one value per flat knob."""
-    _require(flat, SEED_KNOBS)
+    SEED_SPACE.require(flat)
     return EfficientViTSeedConfig(
         width_mult=flat["width_mult"], depths=tuple(flat[f"depth{i}"] for i in range(1, 5)),
         attention_ratio=flat["attention_ratio"], kernel=flat["kernel"], expansion_basis=flat["expansion_basis"],
@@ -93,16 +86,24 @@ def seed_config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> Eff
     )
 
 
-def _uniform(knobs: Mapping[str, tuple[Any, ...]], n: int, seed: int) -> list[dict[str, Any]]:
-    rng = np.random.default_rng(seed)
-    return [{k: v[int(rng.integers(len(v)))] for k, v in knobs.items()} for _ in range(n)]
+def seed_flat_from_config(config: EfficientViTSeedConfig) -> dict[str, Any]:
+    """The flat knobs of a seed-paper config (the inverse of ``seed_config_from_flat``)."""
+    flat: dict[str, Any] = {f"depth{i}": d for i, d in enumerate(config.depths, start=1)}
+    flat.update(width_mult=config.width_mult, attention_ratio=config.attention_ratio, kernel=config.kernel,
+                expansion_basis=config.expansion_basis)
+    return flat
+
+
+#: the EfficientViT-B space and the seed paper's space as knob tables
+SPACE = FlatSpace(EfficientViTConfig.space, KNOBS, config_from_flat, flat_from_config)
+SEED_SPACE = FlatSpace(EfficientViTSeedConfig.space, SEED_KNOBS, seed_config_from_flat, seed_flat_from_config)
 
 
 def sample_configs(n: int, seed: int, resolution: int = 224) -> list[EfficientViTConfig]:
     """``n`` EfficientViT-B configs, each knob uniform over its values; same seed, same list."""
-    return [config_from_flat(flat, resolution) for flat in _uniform(KNOBS, n, seed)]
+    return SPACE.sample(n, seed, resolution)
 
 
 def sample_seed_configs(n: int, seed: int, resolution: int = 224) -> list[EfficientViTSeedConfig]:
     """``n`` seed-paper configs, each knob uniform over its values; same seed, same list."""
-    return [seed_config_from_flat(flat, resolution) for flat in _uniform(SEED_KNOBS, n, seed)]
+    return SEED_SPACE.sample(n, seed, resolution)

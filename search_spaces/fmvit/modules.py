@@ -141,7 +141,7 @@ class Stem(nn.Module):
         return self.act(self.point_conv(self.act(self.depth_conv(self.act(self.conv(x))))))
 
 
-class PatchEmbed(nn.Module):
+class PooledPatchEmbed(nn.Module):
     """Optional AvgPool2d(2, 2) then a 1x1 conv, no activation."""
 
     def __init__(self, c_in, c_out, stride, rep=None):
@@ -157,7 +157,7 @@ def patch_embed(c_in, c_out, stride, rep=None):
     """A patch embedding; identity at stride 1 without a change of width."""
     if stride == 1 and c_in == c_out:
         return nn.Identity()
-    return PatchEmbed(c_in, c_out, stride, rep)
+    return PooledPatchEmbed(c_in, c_out, stride, rep)
 
 
 class ConvMLP(PreNormFold):
@@ -194,12 +194,13 @@ class CFB(nn.Module):
         return x + self.mlp(x)
 
 
-class RLMHSA(nn.Module):
-    """Shared-projection attention: Y = BN(X); K = V = W Y; Q = Y; X + softmax(Q Kᵀ/√d) V."""
+class SharedProjectionAttention(nn.Module):
+    """Shared-projection attention without its residual: Y = BN(X); K = V = W Y; Q = Y;
+    softmax(Q Kᵀ/√d) V (then an optional output projection)."""
 
-    def __init__(self, channels, head_dim, out_proj=False, rep=None):
+    def __init__(self, channels, heads, out_proj=False, rep=None):
         super().__init__()
-        self.heads = rlmhsa_heads(channels, head_dim)
+        self.heads = heads
         self.norm = nn.BatchNorm2d(channels)
         self.kv = pointwise(channels, channels, rep)
         self.proj = pointwise(channels, channels, rep) if out_proj else nn.Identity()
@@ -210,7 +211,17 @@ class RLMHSA(nn.Module):
         q = y.reshape(b, self.heads, c // self.heads, h * w).transpose(-1, -2)
         kv = self.kv(y).reshape(b, self.heads, c // self.heads, h * w).transpose(-1, -2)
         out = F.scaled_dot_product_attention(q, kv, kv)
-        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+        return self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class RLMHSA(SharedProjectionAttention):
+    """FMViT's RLMHSA: X + shared-projection attention of X."""
+
+    def __init__(self, channels, head_dim, out_proj=False, rep=None):
+        super().__init__(channels, rlmhsa_heads(channels, head_dim), out_proj, rep)
+
+    def forward(self, x):
+        return x + super().forward(x)
 
 
 class FMB(nn.Module):

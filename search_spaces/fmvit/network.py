@@ -9,7 +9,7 @@ from torch import nn
 from search_spaces.fmvit.modules import CFB, FMB, FMViTHead, Stem, patch_embed, reparameterize
 from search_spaces.fmvit.rules import fmb_width
 
-FEATURE_KEYS = ("stage1", "stage2", "stage3", "stage_final")
+FMVIT_FEATURE_KEYS = ("stage1", "stage2", "stage3", "stage_final")
 
 
 class FMViTBackbone(nn.Module):
@@ -37,7 +37,7 @@ class FMViTBackbone(nn.Module):
     def forward(self, x):
         x = self.stem(x)
         features = {}
-        for key, stage in zip(FEATURE_KEYS, self.stages):
+        for key, stage in zip(FMVIT_FEATURE_KEYS, self.stages):
             x = stage(x)
             features[key] = x
         return features

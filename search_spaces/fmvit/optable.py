@@ -20,10 +20,6 @@ Rep = tuple[int, ...] | None
 CACHE_SIZE = 1 << 16
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
 def branch_conv(stage: str, name: str, c_in: int, c_out: int, kernel: tuple[int, int], stride: int, h: int,
                 w: int, groups: int) -> OpRow:
     """A conv with "same" padding and a possibly non-square kernel, without bias."""
@@ -47,12 +43,12 @@ def conv_rows(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride:
     rows: list[OpRow] = []
     specs = ((kernel, kernel, groups),) + branches
     for i, (kh, kw, g) in enumerate(specs):
-        row = branch_conv(stage, _join(name, f"branches.{i}.conv"), c_in, c_out, (kh, kw), stride, h, w, g)
-        rows += [row, ops.norm(stage, _join(name, f"branches.{i}.bn"), row.out_shape)]
+        row = branch_conv(stage, ops.join_name(name, f"branches.{i}.conv"), c_in, c_out, (kh, kw), stride, h, w, g)
+        rows += [row, ops.norm(stage, ops.join_name(name, f"branches.{i}.bn"), row.out_shape)]
     out = rows[0].out_shape
     if identity:
-        rows.append(ops.norm(stage, _join(name, "identity"), out))
-    rows += [ops.add(stage, _join(name, f"sum.{i}"), out) for i in range(len(specs) + identity - 1)]
+        rows.append(ops.norm(stage, ops.join_name(name, "identity"), out))
+    rows += [ops.add(stage, ops.join_name(name, f"sum.{i}"), out) for i in range(len(specs) + identity - 1)]
     return tuple(rows), out[1], out[2]
 
 
@@ -85,12 +81,12 @@ def patch_embed(stage: str, c_in: int, c_out: int, stride: int, h: int, w: int, 
 
 def conv_mlp_rows(stage: str, name: str, c: int, ratio: int, h: int, w: int, rep: Rep) -> Rows:
     hidden = ratio * c
-    rows: Rows = (ops.norm(stage, _join(name, "norm"), (c, h, w)),) if rep is not None else ()
-    rows += pointwise_rows(stage, _join(name, "fc1"), c, hidden, h, w, rep)
-    rows += (ops.activation(stage, _join(name, "act"), (hidden, h, w)),)
-    rows += conv_rows(stage, _join(name, "depth_conv"), hidden, hidden, 3, 1, h, w, groups=hidden, identity=True,
+    rows: Rows = (ops.norm(stage, ops.join_name(name, "norm"), (c, h, w)),) if rep is not None else ()
+    rows += pointwise_rows(stage, ops.join_name(name, "fc1"), c, hidden, h, w, rep)
+    rows += (ops.activation(stage, ops.join_name(name, "act"), (hidden, h, w)),)
+    rows += conv_rows(stage, ops.join_name(name, "depth_conv"), hidden, hidden, 3, 1, h, w, groups=hidden, identity=True,
                       rep=rep)[0]
-    return rows + pointwise_rows(stage, _join(name, "fc2"), hidden, c, h, w, rep)
+    return rows + pointwise_rows(stage, ops.join_name(name, "fc2"), hidden, c, h, w, rep)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -104,13 +100,19 @@ def cfb(stage: str, c: int, ratio: int, h: int, w: int, rep: Rep) -> Block:
     return Block(rows + conv_mlp_rows(stage, "mlp", c, ratio, h, w, rep) + (ops.add(stage, "mlp_residual", shape),))
 
 
-def rlmhsa_rows(stage: str, name: str, c: int, head_dim: int, out_proj: bool, h: int, w: int, rep: Rep) -> Rows:
-    heads, shape = rules.rlmhsa_heads(c, head_dim), (c, h, w)
-    rows = (ops.norm(stage, _join(name, "norm"), shape),) + pointwise_rows(stage, _join(name, "kv"), c, c, h, w, rep)
-    rows += ops.attention(stage, _join(name, "sdpa"), heads, h * w, h * w, c // heads)
+def shared_projection_rows(stage: str, name: str, c: int, heads: int, out_proj: bool, h: int, w: int,
+                           rep: Rep) -> Rows:
+    """Shared-projection attention (BN, K = V = W X, Q = X) without its residual."""
+    rows = (ops.norm(stage, ops.join_name(name, "norm"), (c, h, w)),) + pointwise_rows(stage, ops.join_name(name, "kv"), c, c, h, w, rep)
+    rows += ops.attention(stage, ops.join_name(name, "sdpa"), heads, h * w, h * w, c // heads)
     if out_proj:
-        rows += pointwise_rows(stage, _join(name, "proj"), c, c, h, w, rep)
-    return rows + (ops.add(stage, _join(name, "residual"), shape),)
+        rows += pointwise_rows(stage, ops.join_name(name, "proj"), c, c, h, w, rep)
+    return rows
+
+
+def rlmhsa_rows(stage: str, name: str, c: int, head_dim: int, out_proj: bool, h: int, w: int, rep: Rep) -> Rows:
+    rows = shared_projection_rows(stage, name, c, rules.rlmhsa_heads(c, head_dim), out_proj, h, w, rep)
+    return rows + (ops.add(stage, ops.join_name(name, "residual"), (c, h, w)),)
 
 
 @lru_cache(maxsize=CACHE_SIZE)

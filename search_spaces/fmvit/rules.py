@@ -30,7 +30,3 @@ def pooled_side(size):
     """Side after AvgPool2d(2, 2, ceil_mode=True)."""
     return (size + 1) // 2
 
-
-def stride2_side(size):
-    """Side after a 3x3 stride-2 conv with padding 1."""
-    return (size - 1) // 2 + 1

@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
-from search_spaces.base import KnobError
 from search_spaces.fmvit.config import FMViTConfig
 from search_spaces.fmvit.rules import fmb_width
+from search_spaces.sampling import FlatSpace
 
 #: flat knob name -> allowed values (ordered where it matters)
 KNOBS: dict[str, tuple[Any, ...]] = {
@@ -39,9 +37,7 @@ KNOBS: dict[str, tuple[Any, ...]] = {
 
 def config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> FMViTConfig:
     """An inference-form config from one value per flat knob."""
-    missing = [k for k in KNOBS if k not in flat]
-    if missing:
-        raise KnobError(missing[0], None, "a value for every knob in KNOBS")
+    SPACE.require(flat)
     blocks = tuple(flat[f"block{i}"] for i in range(1, 5))
     fms = tuple(flat[f"fm{i}"] for i in range(2, 5))
     outputs = (blocks[0],) + tuple(fmb_width(f, flat["fmb_cfbs"]) for f in fms)
@@ -52,8 +48,21 @@ def config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> FMViTCon
     )
 
 
+def flat_from_config(config: FMViTConfig) -> dict[str, Any]:
+    """The flat knobs of a config (the inverse of ``config_from_flat`` for configs in the table)."""
+    flat: dict[str, Any] = {"stem": config.stem_widths[0]}
+    flat.update({f"block{i}": w for i, w in enumerate(config.block_widths, start=1)})
+    flat.update({f"fm{i}": f for i, f in enumerate(config.fm_widths, start=2)})
+    flat.update({f"depth{i}": d for i, d in enumerate(config.depths, start=1)})
+    flat.update(fmb_cfbs=config.fmb_cfbs, mlp_ratio=config.mlp_ratio, head_dim=config.head_dim,
+                out_proj=config.out_proj)
+    return flat
+
+
+#: the FMViT space (inference form) as a knob table
+SPACE = FlatSpace(FMViTConfig.space, KNOBS, config_from_flat, flat_from_config)
+
+
 def sample_configs(n: int, seed: int, resolution: int = 224) -> list[FMViTConfig]:
     """``n`` configs, each knob uniform over its values; the same seed gives the same list."""
-    rng = np.random.default_rng(seed)
-    return [config_from_flat({k: v[int(rng.integers(len(v)))] for k, v in KNOBS.items()}, resolution)
-            for _ in range(n)]
+    return SPACE.sample(n, seed, resolution)

@@ -25,7 +25,15 @@ from search_spaces.base import (
     unknown_keys,
 )
 
-ATTENTION_TYPES = ("lowtention", "mhsa", "relu-linear", "none")
+ATTENTION_TYPES = ("lowtention", "mhsa", "relu-linear", "relu-linear-ms", "rlmhsa", "group-attention", "none")
+#: attention types that run at the full stage resolution only
+FULL_RESOLUTION_ATTENTION = ("relu-linear", "relu-linear-ms", "group-attention")
+SCALE_KERNELS = (3, 5, 7)
+GROUP_TOKENS = (4, 8, 16)
+DEFAULT_SCALES = (5,)
+DEFAULT_GROUP_TOKENS = 8
+#: knobs that exist only for one attention type -> (that type, the value kept for the others)
+TYPE_KNOBS = {"scales": ("relu-linear-ms", DEFAULT_SCALES), "group_tokens": ("group-attention", DEFAULT_GROUP_TOKENS)}
 ATTENTION_STRIDES = (1, 2, 4)
 ATTENTION_KERNELS = (3, 5, 7)
 COMPRESSIONS = (1.0, 0.5, 0.25)
@@ -41,21 +49,42 @@ NUM_CLASSES_RANGE = (1, 100_000)
 RESOLUTION_RANGE = (32, 1024)
 
 
+def _check_scales(knob: str, value: Any) -> tuple[int, ...]:
+    allowed = f"a strictly increasing list of kernels from {list(SCALE_KERNELS)} (may be empty)"
+    if not isinstance(value, (list, tuple)):
+        raise KnobError(knob, value, allowed)
+    scales = tuple(value)
+    if any(s not in SCALE_KERNELS or isinstance(s, bool) for s in scales) or list(scales) != sorted(set(scales)):
+        raise KnobError(knob, value, allowed)
+    return scales
+
+
 @dataclass(frozen=True)
 class TransformerStage:
     """Token-mixer knobs of one LowFormer stage (stage 3 or 4).
 
     attention: ``lowtention`` (the paper's conv attention), ``mhsa`` (plain multi-head
-        self-attention with 1x1 q, k, v, o projections), ``relu-linear`` (EfficientViT's LiteMLA
-        with one 5x5 aggregation branch) or ``none``.
+        self-attention with 1x1 q, k, v, o projections), ``relu-linear`` (the paper's ablation:
+        EfficientViT's LiteMLA with one aggregation branch), ``relu-linear-ms`` (EfficientViT-B's
+        multi-scale LiteMLA, aggregation kernels ``scales``), ``rlmhsa`` (FMViT's
+        shared-projection attention: BN, K = V = W X, Q = X), ``group-attention`` (MCGA: 3x3 and
+        5x5 local queries attend to ``group_tokens`` learned tokens) or ``none``.
     attention_stride: stride of the depthwise down-sampling before attention, 1, 2 or 4
-        (the attention then runs at 1/stride of the stage resolution). ``relu-linear`` needs 1.
+        (the attention then runs at 1/stride of the stage resolution). ``relu-linear``,
+        ``relu-linear-ms`` and ``group-attention`` need 1; for ``rlmhsa`` a stride above 1 is an
+        extension of ours (the paper runs it at full resolution).
     attention_kernel: kernel of that depthwise conv (for ``relu-linear``: of its aggregation
         branch), 3, 5 or 7.
-    compression: channel compression m of q, k, v, 1, 1/2 or 1/4 (the reference applies 1/2).
+    compression: channel compression m of q, k, v, 1, 1/2 or 1/4 (the reference applies 1/2);
+        used by lowtention, mhsa and relu-linear.
     head_dim: target width per head: heads = max(1, floor(C*m / head_dim)) and, for lowtention
         and mhsa, the actual head width is floor(floor(C / heads) * m) as in the reference;
-        for relu-linear it is exactly head_dim (EfficientViT uses 16). 8 to 128, reference 30.
+        for relu-linear it is exactly head_dim (EfficientViT uses 16); relu-linear-ms has
+        C // head_dim heads of head_dim; rlmhsa and group-attention the most heads up to
+        C // head_dim that divide C. 8 to 128, reference 30.
+    scales: aggregation kernels of ``relu-linear-ms``, a strictly increasing subset of
+        (3, 5, 7); EfficientViT-B uses (5,). Only present in that type's configs.
+    group_tokens: G of ``group-attention``, 4, 8 (MCGA) or 16. Only present in that type's configs.
     mlp: whether the block has its MLP (1x1, GELU, 1x1) with pre-GroupNorm. Without it the
         attention loses its pre-GroupNorm too (a quirk of the reference, kept).
     mlp_ratio: hidden width of the MLP as a multiple of C, 1 to 8 (reference 4).
@@ -68,6 +97,8 @@ class TransformerStage:
     head_dim: int = 30
     mlp: bool = True
     mlp_ratio: int = 4
+    scales: tuple[int, ...] = DEFAULT_SCALES
+    group_tokens: int = DEFAULT_GROUP_TOKENS
 
     def __post_init__(self) -> None:
         self._validate("stage")
@@ -82,11 +113,27 @@ class TransformerStage:
         check_int(f"{prefix}.head_dim", self.head_dim, *HEAD_DIM_RANGE)
         check_bool(f"{prefix}.mlp", self.mlp)
         check_int(f"{prefix}.mlp_ratio", self.mlp_ratio, *MLP_RATIO_RANGE)
-        if self.attention == "relu-linear" and self.attention_stride != 1:
+        object.__setattr__(self, "scales", _check_scales(f"{prefix}.scales", self.scales))
+        check_choice(f"{prefix}.group_tokens", self.group_tokens, GROUP_TOKENS)
+        if self.attention in FULL_RESOLUTION_ATTENTION and self.attention_stride != 1:
             raise KnobError(
                 f"{prefix}.attention_stride", self.attention_stride,
-                "1 when attention is 'relu-linear' (it runs at the full stage resolution)",
+                f"1 when attention is {self.attention!r} (it runs at the full stage resolution)",
             )
+        for knob, (kind, default) in TYPE_KNOBS.items():  # another type's knob has no effect
+            if self.attention != kind:
+                object.__setattr__(self, knob, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The knobs, without those that only another attention type has (so that adding a
+        type leaves every existing architecture id unchanged)."""
+        out = dataclasses.asdict(self)
+        for knob, (kind, _) in TYPE_KNOBS.items():
+            if self.attention == kind:
+                out[knob] = list(out[knob]) if isinstance(out[knob], tuple) else out[knob]
+            else:
+                del out[knob]
+        return out
 
     @property
     def has_attention(self) -> bool:
@@ -183,6 +230,7 @@ class LowFormerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
+        out["stage3"], out["stage4"] = self.stage3.to_dict(), self.stage4.to_dict()
         out["widths"], out["depths"] = list(self.widths), list(self.depths)
         out["head_widths"] = list(self.head_widths)
         return out

@@ -4,14 +4,26 @@ Names follow the reference (``spatial_conv``, ``inverted_conv``, ``depth_conv``,
 ``conv``/``norm``/``act``) because state-dict keys are an interface. Each reference quirk lives
 in one place: the redundant bias before BN in the local fused MBConv (``FusedMBConv(bias1=True)``),
 the bias-without-BN MBConv of the local module (``MBConv(variant="local")``), and the missing
-attention pre-norm without an MLP (``LowFormerBlock``).
+attention pre-norm without an MLP (``LowFormerBlock``). The other families' token mixers
+(FMViT's shared-projection attention, MCGA's group attention) come from their own modules.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.lowformer.rules import attention_prenorm, expanded, heads_and_dim, transposed_geometry
+from search_spaces.fmvit.modules import SharedProjectionAttention
+from search_spaces.lowformer.rules import (
+    GROUP_ATTENTION_KERNELS,
+    GROUP_ATTENTION_TOKEN_RATIO,
+    MBCONV_VARIANTS,
+    attention_prenorm,
+    expanded,
+    heads_and_dim,
+    quadratic_attention,
+    transposed_geometry,
+)
+from search_spaces.mcga.modules import MCGAAttention
 
 
 class ConvLayer(nn.Module):
@@ -40,17 +52,18 @@ class FusedMBConv(nn.Module):
 
 
 class MBConv(nn.Module):
-    """1x1 expand, 3x3 depthwise, 1x1 project (+BN).
+    """1x1 expand, kxk depthwise, 1x1 project (+BN).
 
     variant ``local``: the LowFormer block's local module, first two convs with bias and no BN;
-    variant ``plain``: the unfused ablation's stem/stage blocks, first two convs without bias or BN.
+    ``plain``: the unfused ablation's stem/stage blocks, first two convs without bias or BN;
+    ``full``: BN after every conv, no bias (EfficientViT's stages 1-2).
     """
 
-    def __init__(self, c_in, c_out, stride, mid, variant):
+    def __init__(self, c_in, c_out, stride, mid, variant, kernel=3):
         super().__init__()
-        bias = variant == "local"
-        self.inverted_conv = ConvLayer(c_in, mid, 1, bias=bias, norm=False)
-        self.depth_conv = ConvLayer(mid, mid, 3, stride, groups=mid, bias=bias, norm=False)
+        bias, norm = MBCONV_VARIANTS[variant]
+        self.inverted_conv = ConvLayer(c_in, mid, 1, bias=bias, norm=norm)
+        self.depth_conv = ConvLayer(mid, mid, kernel, stride, groups=mid, bias=bias, norm=norm)
         self.point_conv = ConvLayer(mid, c_out, 1, act=False)
 
     def forward(self, x):
@@ -160,32 +173,77 @@ class MultiHeadSelfAttention(nn.Module):
 
 
 class LiteMLA(nn.Module):
-    """EfficientViT's ReLU linear attention with one aggregation scale."""
+    """EfficientViT's multi-scale ReLU linear attention.
+
+    The qkv channels are head-major, [q | k | v] per head; each aggregation scale adds as many
+    groups again (keys ``aggreg.<scale>.0/1`` as in the released code). With ``quadratic`` and
+    no more tokens than ``dim`` it uses the released code's N x N form: the same output at a
+    different MAC count, kept so that the counts match. LowFormer's relu-linear ablation has
+    one scale and no quadratic form.
+    """
 
     eps = 1e-15
 
-    def __init__(self, channels, heads, dim, kernel=5):
+    def __init__(self, channels, heads, dim, scales=(5,), quadratic=True):
         super().__init__()
-        self.dim = dim
+        self.dim, self.quadratic = dim, quadratic
         total = 3 * heads * dim
         self.qkv = ConvLayer(channels, total, 1, norm=False, act=False)
-        self.aggreg = nn.Sequential(
-            nn.Conv2d(total, total, kernel, padding=kernel // 2, groups=total, bias=False),
-            nn.Conv2d(total, total, 1, groups=3 * heads, bias=False),
+        self.aggreg = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(total, total, k, padding=k // 2, groups=total, bias=False),
+                nn.Conv2d(total, total, 1, groups=3 * heads, bias=False),
+            )
+            for k in scales
         )
-        self.proj = ConvLayer(2 * heads * dim, channels, 1, act=False)
+        self.proj = ConvLayer((1 + len(scales)) * heads * dim, channels, 1, act=False)
 
     def forward(self, x):
         b, _, h, w = x.shape
         qkv = self.qkv(x)
-        qkv = torch.cat([qkv, self.aggreg(qkv)], dim=1)
-        qkv = qkv.reshape(b, -1, 3 * self.dim, h * w).transpose(-1, -2)
-        q, k, v = qkv.split(self.dim, dim=-1)
+        qkv = torch.cat([qkv, *(aggreg(qkv) for aggreg in self.aggreg)], dim=1)
+        if qkv.dtype in (torch.float16, torch.bfloat16):
+            qkv = qkv.float()
+        qkv = qkv.reshape(b, -1, 3 * self.dim, h * w)
+        q, k, v = qkv.split(self.dim, dim=2)
         q, k = F.relu(q), F.relu(k)
-        v = F.pad(v, (0, 1), value=1.0)
-        out = q @ (k.transpose(-1, -2) @ v)
-        out = out[..., :-1] / (out[..., -1:] + self.eps)
-        return self.proj(out.transpose(-1, -2).reshape(b, -1, h, w))
+        if self.quadratic and quadratic_attention(h * w, self.dim):
+            scores = k.transpose(-1, -2) @ q
+            out = v @ (scores / (scores.sum(dim=2, keepdim=True) + self.eps))
+        else:
+            out = (F.pad(v, (0, 0, 0, 1), value=1.0) @ k.transpose(-1, -2)) @ q
+            out = out[:, :, :-1] / (out[:, :, -1:] + self.eps)
+        return self.proj(out.to(x.dtype).reshape(b, -1, h, w))
+
+
+class ReducedResolution(nn.Module):
+    """Runs a token mixer at 1/stride of the stage resolution: depthwise conv + BN before it, a
+    depthwise transposed conv after it (the convlow trick, here for any full-width mixer)."""
+
+    def __init__(self, mixer, channels, stride, kernel):
+        super().__init__()
+        self.reduction = SpatialReduction(channels, kernel, stride)
+        self.mixer = mixer
+        self.upsampling = _upsampler(channels, channels, stride, groups=channels)
+
+    def forward(self, x):
+        height, width = x.shape[-2:]
+        return self.upsampling(self.mixer(self.reduction(x)))[:, :, :height, :width]
+
+
+class GroupAttention(nn.Module):
+    """MCGA's attention on NCHW maps: 3x3 and 5x5 depthwise local queries cross-attend to G
+    learned group tokens (fusion projections, token MLP ratio 4); the block adds the residual."""
+
+    def __init__(self, channels, heads, group_tokens):
+        super().__init__()
+        self.attention = MCGAAttention(channels, heads, group_tokens, GROUP_ATTENTION_KERNELS, "fusion",
+                                       GROUP_ATTENTION_TOKEN_RATIO)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        out = self.attention(x.flatten(2).transpose(1, 2), h, w)
+        return out.transpose(1, 2).reshape(b, c, h, w)
 
 
 class MLP(nn.Module):
@@ -208,7 +266,14 @@ def token_mixer(channels, stage, unfused):
     if kind == "mhsa":
         return MultiHeadSelfAttention(channels, heads, dim, stride, kernel)
     if kind == "relu-linear":
-        return LiteMLA(channels, heads, dim, kernel)
+        return LiteMLA(channels, heads, dim, (kernel,), quadratic=False)
+    if kind == "relu-linear-ms":
+        return LiteMLA(channels, heads, dim, tuple(stage["scales"]))
+    if kind == "group-attention":
+        return GroupAttention(channels, heads, stage["group_tokens"])
+    if kind == "rlmhsa":
+        mixer = SharedProjectionAttention(channels, heads)
+        return ReducedResolution(mixer, channels, stride, kernel) if stride > 1 else mixer
     raise ValueError(f"unknown attention type {kind!r}")
 
 

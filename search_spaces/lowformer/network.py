@@ -9,7 +9,7 @@ from torch import nn
 from search_spaces.lowformer.modules import ClsHead, ConvLayer, LowFormerBlock, Residual, conv_block
 from search_spaces.lowformer.rules import expanded, local_fused
 
-FEATURE_KEYS = ("stage0", "stage1", "stage2", "stage3", "stage_final")
+LOWFORMER_FEATURE_KEYS = ("stage0", "stage1", "stage2", "stage3", "stage_final")
 
 
 class LowFormerBackbone(nn.Module):
@@ -41,7 +41,7 @@ class LowFormerBackbone(nn.Module):
     def forward(self, x):
         x = self.input_stem(x)
         features = {"stage0": x}
-        for key, stage in zip(FEATURE_KEYS[1:], self.stages):
+        for key, stage in zip(LOWFORMER_FEATURE_KEYS[1:], self.stages):
             x = stage(x)
             features[key] = x
         return features

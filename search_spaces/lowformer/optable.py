@@ -17,7 +17,7 @@ Rows = tuple[OpRow, ...]
 CACHE_SIZE = 1 << 16
 
 
-def _conv_layer(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, h: int, w: int,
+def conv_layer(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, h: int, w: int,
                 groups: int = 1, bias: bool = False, norm: bool = True, act: bool = True) -> tuple[Rows, int, int]:
     rows = ops.conv_layer(stage, name, c_in, c_out, kernel, stride, h, w, groups, bias, norm, act)
     _, ho, wo = rows[0].out_shape
@@ -28,14 +28,14 @@ def _conv_block_rows(stage: str, c_in: int, c_out: int, stride: int, mid: int, h
                      unfused: bool, residual: bool, local: bool) -> Rows:
     """Fused MBConv (``local``: with the redundant bias) or MBConv (``local``: bias, no BN)."""
     if unfused:
-        a, h1, w1 = _conv_layer(stage, "inverted_conv", c_in, mid, 1, 1, h, w, bias=local, norm=False)
-        b, h2, w2 = _conv_layer(stage, "depth_conv", mid, mid, 3, stride, h1, w1, groups=mid,
+        a, h1, w1 = conv_layer(stage, "inverted_conv", c_in, mid, 1, 1, h, w, bias=local, norm=False)
+        b, h2, w2 = conv_layer(stage, "depth_conv", mid, mid, 3, stride, h1, w1, groups=mid,
                                 bias=local, norm=False)
-        c, h3, w3 = _conv_layer(stage, "point_conv", mid, c_out, 1, 1, h2, w2, act=False)
+        c, h3, w3 = conv_layer(stage, "point_conv", mid, c_out, 1, 1, h2, w2, act=False)
         rows = a + b + c
     else:
-        a, h1, w1 = _conv_layer(stage, "spatial_conv", c_in, mid, 3, stride, h, w, bias=local)
-        b, h3, w3 = _conv_layer(stage, "point_conv", mid, c_out, 1, 1, h1, w1, act=False)
+        a, h1, w1 = conv_layer(stage, "spatial_conv", c_in, mid, 3, stride, h, w, bias=local)
+        b, h3, w3 = conv_layer(stage, "point_conv", mid, c_out, 1, 1, h1, w1, act=False)
         rows = a + b
     if residual:
         rows += (ops.add(stage, "residual", (c_out, h3, w3)),)
@@ -79,25 +79,56 @@ def _mhsa(stage: str, c: int, h: int, w: int, heads: int, dim: int, stride: int,
     return tuple(rows)
 
 
-def _lite_mla(stage: str, c: int, h: int, w: int, heads: int, dim: int, kernel: int) -> Rows:
-    total = 3 * heads * dim
-    groups, tokens = 2 * heads, h * w
-    return (
-        ops.conv(stage, "attention.qkv.conv", c, total, 1, 1, h, w),
-        ops.conv(stage, "attention.aggreg.0", total, total, kernel, 1, h, w, groups=total),
-        ops.conv(stage, "attention.aggreg.1", total, total, 1, 1, h, w, groups=3 * heads),
-        ops.activation(stage, "attention.relu_q", (groups, tokens, dim)),
-        ops.activation(stage, "attention.relu_k", (groups, tokens, dim)),
-        ops.matmul(stage, "attention.kv", groups, dim, tokens, dim + 1),
-        ops.matmul(stage, "attention.out", groups, tokens, dim, dim + 1),
-        ops.conv(stage, "attention.proj.conv", 2 * heads * dim, c, 1, 1, h, w),
-        ops.norm(stage, "attention.proj.norm", (c, h, w)),
-    )
+def lite_mla_rows(stage: str, name: str, c: int, heads: int, dim: int, scales: tuple[int, ...], h: int, w: int,
+                  quadratic: bool = True) -> Rows:
+    """LiteMLA (``modules.LiteMLA``): qkv, one aggregation branch per scale, linear attention
+    (or the N x N form at few tokens when ``quadratic``), projection + BN."""
+    total, tokens = 3 * heads * dim, h * w
+    groups = (1 + len(scales)) * heads
+    rows = [ops.conv(stage, ops.join_name(name, "qkv.conv"), c, total, 1, 1, h, w)]
+    for i, k in enumerate(scales):
+        rows += [ops.conv(stage, ops.join_name(name, f"aggreg.{i}.0"), total, total, k, 1, h, w, groups=total),
+                 ops.conv(stage, ops.join_name(name, f"aggreg.{i}.1"), total, total, 1, 1, h, w, groups=3 * heads)]
+    rows += [ops.activation(stage, ops.join_name(name, "relu_q"), (groups, dim, tokens)),
+             ops.activation(stage, ops.join_name(name, "relu_k"), (groups, dim, tokens))]
+    if quadratic and rules.quadratic_attention(tokens, dim):
+        rows += [ops.matmul(stage, ops.join_name(name, "scores"), groups, tokens, dim, tokens),
+                 ops.matmul(stage, ops.join_name(name, "out"), groups, dim, tokens, tokens)]
+    else:
+        rows += [ops.matmul(stage, ops.join_name(name, "vk"), groups, dim + 1, tokens, dim),
+                 ops.matmul(stage, ops.join_name(name, "out"), groups, dim + 1, dim, tokens)]
+    proj, _, _ = conv_layer(stage, ops.join_name(name, "proj"), groups * dim, c, 1, 1, h, w, act=False)
+    return tuple(rows) + proj
+
+
+def _reduced(stage: str, c: int, h: int, w: int, stride: int, kernel: int, mixer) -> Rows:
+    """``modules.ReducedResolution``: ``mixer(h, w)`` rows between a depthwise reduction and upsampling."""
+    reduce = ops.conv(stage, "attention.reduction.conv", c, c, kernel, stride, h, w, groups=c)
+    _, hr, wr = reduce.out_shape
+    return ((reduce, ops.norm(stage, "attention.reduction.norm", reduce.out_shape)) + mixer(hr, wr)
+            + (_upsampling(stage, "attention.upsampling", c, c, stride, hr, wr, groups=c),))
+
+
+def _rlmhsa(stage: str, c: int, h: int, w: int, heads: int, stride: int, kernel: int) -> Rows:
+    from search_spaces.fmvit.optable import shared_projection_rows  # that module builds on this one
+
+    if stride == 1:
+        return shared_projection_rows(stage, "attention", c, heads, False, h, w, None)
+    return _reduced(stage, c, h, w, stride, kernel,
+                    lambda hr, wr: shared_projection_rows(stage, "attention.mixer", c, heads, False, hr, wr, None))
+
+
+def _group_attention(stage: str, c: int, h: int, w: int, heads: int, group_tokens: int) -> Rows:
+    from search_spaces.mcga.optable import attention_rows  # that module builds on this one
+
+    return attention_rows(stage, "attention.attention", c, heads, group_tokens, rules.GROUP_ATTENTION_KERNELS,
+                          "fusion", rules.GROUP_ATTENTION_TOKEN_RATIO, h, w)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
 def attention_block(stage: str, c: int, h: int, w: int, kind: str, heads: int, dim: int, stride: int,
-                    kernel: int, prenorm: bool, unfused: bool) -> Block:
+                    kernel: int, prenorm: bool, unfused: bool, scales: tuple[int, ...] = (),
+                    group_tokens: int = 0) -> Block:
     """The residual token mixer of a LowFormer block (keyed on what changes its ops only)."""
     shape = (c, h, w)
     rows: list[OpRow] = [ops.norm(stage, "attention_norm", shape)] if prenorm else []
@@ -105,8 +136,14 @@ def attention_block(stage: str, c: int, h: int, w: int, kind: str, heads: int, d
         rows += _lowtention(stage, c, h, w, heads, dim, stride, kernel, unfused)
     elif kind == "mhsa":
         rows += _mhsa(stage, c, h, w, heads, dim, stride, kernel)
+    elif kind == "relu-linear":
+        rows += lite_mla_rows(stage, "attention", c, heads, dim, (kernel,), h, w, quadratic=False)
+    elif kind == "relu-linear-ms":
+        rows += lite_mla_rows(stage, "attention", c, heads, dim, scales, h, w)
+    elif kind == "rlmhsa":
+        rows += _rlmhsa(stage, c, h, w, heads, stride, kernel)
     else:
-        rows += _lite_mla(stage, c, h, w, heads, dim, kernel)
+        rows += _group_attention(stage, c, h, w, heads, group_tokens)
     rows.append(ops.add(stage, "attention_residual", shape))
     return Block(rows)
 
@@ -138,7 +175,9 @@ def lowformer_block(stage: str, c: int, h: int, w: int, cfg: TransformerStage, f
     if cfg.has_attention:
         heads, dim = cfg.heads_and_dim(c)
         parts.append(("", attention_block(stage, c, h, w, cfg.attention, heads, dim, cfg.attention_stride,
-                                          cfg.attention_kernel, cfg.attention_prenorm, unfused)))
+                                          cfg.attention_kernel, cfg.attention_prenorm, unfused,
+                                          cfg.scales if cfg.attention == "relu-linear-ms" else (),
+                                          cfg.group_tokens if cfg.attention == "group-attention" else 0)))
     if cfg.mlp:
         parts.append(("", mlp_block(stage, c, h, w, cfg.mlp_ratio)))
     parts.append(("local", conv_block(stage, c, c, 1, rules.expanded(c, expansion), h, w, not fused_local,
@@ -149,7 +188,7 @@ def lowformer_block(stage: str, c: int, h: int, w: int, cfg: TransformerStage, f
 @lru_cache(maxsize=CACHE_SIZE)
 def head(c_in: int, h: int, w: int, widths: tuple[int, ...], num_classes: int) -> Block:
     w0, w1 = widths
-    conv, _, _ = _conv_layer("head", "conv", c_in, w0, 1, 1, h, w)
+    conv, _, _ = conv_layer("head", "conv", c_in, w0, 1, 1, h, w)
     return Block(conv + (
         ops.pool("head", "pool", (w0, h, w)),
         ops.linear("head", "fc", w0, w1, bias=False),
@@ -161,7 +200,7 @@ def head(c_in: int, h: int, w: int, widths: tuple[int, ...], num_classes: int) -
 
 @lru_cache(maxsize=CACHE_SIZE)
 def stem(c0: int, resolution: int) -> tuple[Block, int, int]:
-    rows, h, w = _conv_layer("stage0", "", 3, c0, 3, 2, resolution, resolution)
+    rows, h, w = conv_layer("stage0", "", 3, c0, 3, 2, resolution, resolution)
     return Block(rows), h, w
 
 

@@ -1,9 +1,10 @@
 """Sampling the LowFormer space: seeded random and Sobol configs, mutations, neighbours.
 
 The space is flattened into ``KNOBS`` (flat knob name -> allowed values), so that a search can
-sample every knob in every trial. Some combinations collapse (``relu-linear`` runs at stride 1,
-attention knobs do nothing when the attention is ``none``); ``config_from_flat`` normalises
-them, and architecture ids then identify the duplicates.
+sample every knob in every trial. Some combinations collapse (the linear and group attentions run
+at stride 1, the full-width ones ignore compression, ``scales`` and ``group_tokens`` belong to one
+type each, attention knobs do nothing when the attention is ``none``); ``config_from_flat``
+normalises them, and architecture ids then identify the duplicates.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ from typing import Any
 import numpy as np
 
 from search_spaces.base import KnobError
-from search_spaces.lowformer.config import LowFormerConfig, TransformerStage
+from search_spaces.lowformer.config import FULL_RESOLUTION_ATTENTION, LowFormerConfig, TransformerStage
+from search_spaces.sampling import LITE_MLA_SCALES, FlatSpace
 
 STAGE_KNOBS: dict[str, tuple[Any, ...]] = {
-    "attention": ("lowtention", "mhsa", "relu-linear", "none"),
+    "attention": ("lowtention", "mhsa", "relu-linear", "relu-linear-ms", "rlmhsa", "group-attention", "none"),
     "attention_stride": (1, 2, 4),
     "attention_kernel": (3, 5, 7),
     "compression": (1.0, 0.5, 0.25),
     "head_dim": (16, 30, 64),
     "mlp": (True, False),
     "mlp_ratio": (2, 3, 4),
+    "scales": tuple(LITE_MLA_SCALES),
+    "group_tokens": (4, 8, 16),
 }
 
 #: flat knob name -> allowed values (ordered: neighbours are adjacent values)
@@ -52,9 +56,17 @@ KNOBS: dict[str, tuple[Any, ...]] = {
 
 def _stage_from_flat(flat: Mapping[str, Any], prefix: str) -> TransformerStage:
     knobs = {k: flat[f"{prefix}.{k}"] for k in STAGE_KNOBS}
-    if knobs["attention"] == "relu-linear":
+    if knobs["scales"] not in LITE_MLA_SCALES:
+        raise KnobError(f"{prefix}.scales", knobs["scales"], "one of " + ", ".join(LITE_MLA_SCALES))
+    knobs["scales"] = LITE_MLA_SCALES[knobs["scales"]]
+    kind = knobs["attention"]
+    if kind in FULL_RESOLUTION_ATTENTION:
         knobs["attention_stride"] = 1
-    if knobs["attention"] == "none":
+    if kind in ("relu-linear-ms", "rlmhsa", "group-attention"):  # full width, no reduction kernel at stride 1
+        knobs["compression"] = 1.0
+        if knobs["attention_stride"] == 1:
+            knobs["attention_kernel"] = 3
+    if kind == "none":
         knobs.update(attention_stride=1, attention_kernel=3, compression=1.0, head_dim=30)
     if not knobs["mlp"]:
         knobs["mlp_ratio"] = 4
@@ -63,9 +75,7 @@ def _stage_from_flat(flat: Mapping[str, Any], prefix: str) -> TransformerStage:
 
 def config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> LowFormerConfig:
     """A config from one value per flat knob, with collapsing combinations normalised."""
-    missing = [k for k in KNOBS if k not in flat]
-    if missing:
-        raise KnobError(missing[0], None, "a value for every knob in KNOBS")
+    SPACE.require(flat)
     try:
         stages = {s: _stage_from_flat(flat, s) for s in ("stage3", "stage4")}
     except KnobError as err:
@@ -94,69 +104,34 @@ def flat_from_config(config: LowFormerConfig) -> dict[str, Any]:
     for s in ("stage3", "stage4"):
         stage = getattr(config, s)
         flat.update({f"{s}.{k}": getattr(stage, k) for k in STAGE_KNOBS})
+        flat[f"{s}.scales"] = next((k for k, v in LITE_MLA_SCALES.items() if v == stage.scales), stage.scales)
     return flat
 
 
-def _from_indices(indices: np.ndarray, resolution: int) -> LowFormerConfig:
-    flat = {name: values[int(i)] for (name, values), i in zip(KNOBS.items(), indices)}
-    return config_from_flat(flat, resolution)
+#: the LowFormer space as a knob table
+SPACE = FlatSpace(LowFormerConfig.space, KNOBS, config_from_flat, flat_from_config)
 
 
 def sample_configs(n: int, seed: int, resolution: int = 224) -> list[LowFormerConfig]:
     """``n`` configs, each knob uniform over its values; the same seed gives the same list."""
-    rng = np.random.default_rng(seed)
-    sizes = np.array([len(v) for v in KNOBS.values()])
-    return [_from_indices(rng.integers(0, sizes), resolution) for _ in range(n)]
+    return SPACE.sample(n, seed, resolution)
 
 
 def sobol_configs(n: int, seed: int, resolution: int = 224) -> list[LowFormerConfig]:
     """``n`` configs from a scrambled Sobol sequence: better coverage than random for small n."""
-    from scipy.stats import qmc
-
-    sizes = np.array([len(v) for v in KNOBS.values()])
-    points = qmc.Sobol(d=len(KNOBS), scramble=True, seed=seed).random(n)
-    return [_from_indices(np.minimum((p * sizes).astype(int), sizes - 1), resolution) for p in points]
-
-
-def _replace_flat(config: LowFormerConfig, knob: str, value: Any) -> LowFormerConfig:
-    flat = flat_from_config(config)
-    flat[knob] = value
-    return config_from_flat(flat, config.resolution)
+    return SPACE.sobol(n, seed, resolution)
 
 
 def mutate(config: LowFormerConfig, rng: np.random.Generator, n_knobs: int = 1) -> LowFormerConfig:
     """A copy of ``config`` with ``n_knobs`` random knobs set to other allowed values."""
-    flat = flat_from_config(config)
-    names = list(KNOBS)
-    for index in rng.choice(len(names), size=n_knobs, replace=False):
-        name = names[int(index)]
-        others = [v for v in KNOBS[name] if v != flat[name]]
-        flat[name] = others[int(rng.integers(len(others)))]
-    return config_from_flat(flat, config.resolution)
+    return SPACE.mutate(config, rng, n_knobs)
 
 
 def neighbours(config: LowFormerConfig) -> list[LowFormerConfig]:
-    """Configs one step away: the adjacent value of one knob (ordered knobs) or any other value
-    (unordered ones); duplicates after normalisation removed."""
-    flat = flat_from_config(config)
-    seen = {config.arch_id}
-    out = []
-    for name, values in KNOBS.items():
-        if flat[name] not in values:
-            continue
-        i = values.index(flat[name])
-        ordered = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        candidates = [values[j] for j in (i - 1, i + 1) if 0 <= j < len(values)] if ordered else \
-            [v for v in values if v != flat[name]]
-        for value in candidates:
-            neighbour = _replace_flat(config, name, value)
-            if neighbour.arch_id not in seen:
-                seen.add(neighbour.arch_id)
-                out.append(neighbour)
-    return out
+    """Configs one step away (see :meth:`FlatSpace.neighbours`)."""
+    return SPACE.neighbours(config)
 
 
 def in_space(config: LowFormerConfig) -> bool:
     """Whether every knob of ``config`` takes one of the sampled values (presets may not)."""
-    flat = flat_from_config(config)
-    return all(flat[k] in v for k, v in KNOBS.items()) and config == config_from_flat(flat, config.resolution)
+    return SPACE.contains(config)

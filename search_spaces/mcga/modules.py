@@ -12,13 +12,13 @@ from torch import nn
 from search_spaces.mcga.rules import fusion_projection, patch_geometry, query_projection
 
 
-def _split_heads(x, heads):
+def _split_token_heads(x, heads):
     """(B, N, C) -> (B, heads, N, C / heads)."""
     b, n, c = x.shape
     return x.reshape(b, n, heads, c // heads).transpose(1, 2)
 
 
-def _merge_heads(x):
+def _merge_token_heads(x):
     """(B, heads, N, d) -> (B, N, heads * d)."""
     b, heads, n, d = x.shape
     return x.transpose(1, 2).reshape(b, n, heads * d)
@@ -26,11 +26,11 @@ def _merge_heads(x):
 
 def attend(q, k, v, heads):
     """Multi-head softmax attention with the per-head scale 1/sqrt(C / heads)."""
-    return _merge_heads(F.scaled_dot_product_attention(
-        _split_heads(q, heads), _split_heads(k, heads), _split_heads(v, heads)))
+    return _merge_token_heads(F.scaled_dot_product_attention(
+        _split_token_heads(q, heads), _split_token_heads(k, heads), _split_token_heads(v, heads)))
 
 
-class PatchEmbed(nn.Module):
+class ConvPatchEmbed(nn.Module):
     """Conv2d (bias) then LayerNorm over channels: PVT-style, optionally overlapping."""
 
     def __init__(self, c_in, c_out, stage, patch_embed):
@@ -105,7 +105,7 @@ class MCGAAttention(nn.Module):
         return out
 
 
-class MLP(nn.Module):
+class LinearMLP(nn.Module):
     def __init__(self, channels, ratio):
         super().__init__()
         self.fc1 = nn.Linear(channels, ratio * channels)
@@ -117,14 +117,14 @@ class MLP(nn.Module):
 
 
 class MCGABlock(nn.Module):
-    """Pre-LN transformer block: x += MCGA(LN(x)); x += MLP(LN(x))."""
+    """Pre-LN transformer block: x += MCGA(LN(x)); x += LinearMLP(LN(x))."""
 
     def __init__(self, channels, heads, group_tokens, kernels, projection, token_mlp_ratio, mlp_ratio):
         super().__init__()
         self.attention_norm = nn.LayerNorm(channels)
         self.attention = MCGAAttention(channels, heads, group_tokens, kernels, projection, token_mlp_ratio)
         self.mlp_norm = nn.LayerNorm(channels)
-        self.mlp = MLP(channels, mlp_ratio)
+        self.mlp = LinearMLP(channels, mlp_ratio)
 
     def forward(self, x):
         b, c, h, w = x.shape

@@ -6,9 +6,9 @@ torch, this file, ``modules.py`` and ``rules.py``.
 
 from torch import nn
 
-from search_spaces.mcga.modules import MCGABlock, MCGAHead, PatchEmbed
+from search_spaces.mcga.modules import ConvPatchEmbed, MCGABlock, MCGAHead
 
-FEATURE_KEYS = ("stage1", "stage2", "stage3", "stage_final")
+MCGA_FEATURE_KEYS = ("stage1", "stage2", "stage3", "stage_final")
 
 
 class MCGABackbone(nn.Module):
@@ -18,7 +18,7 @@ class MCGABackbone(nn.Module):
         super().__init__()
         stages, c_in = [], 3
         for i, (c, depth, heads) in enumerate(zip(spec["dims"], spec["depths"], spec["heads"]), start=1):
-            blocks = [PatchEmbed(c_in, c, i, spec["patch_embed"])]
+            blocks = [ConvPatchEmbed(c_in, c, i, spec["patch_embed"])]
             blocks += [MCGABlock(c, heads, spec["group_tokens"], tuple(spec["kernels"]), spec["projection"],
                                  spec["token_mlp_ratio"], spec["mlp_ratio"]) for _ in range(depth)]
             stages.append(nn.Sequential(*blocks))
@@ -27,7 +27,7 @@ class MCGABackbone(nn.Module):
 
     def forward(self, x):
         features = {}
-        for key, stage in zip(FEATURE_KEYS, self.stages):
+        for key, stage in zip(MCGA_FEATURE_KEYS, self.stages):
             x = stage(x)
             features[key] = x
         return features

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from search_spaces.base import KnobError
 from search_spaces.mcga.config import MCGAConfig
+from search_spaces.sampling import FlatSpace
 
 #: kernels knob value -> depthwise kernels of the local-query branches
 KERNELS = {"3,5": (3, 5), "3,7": (3, 7), "5,7": (5, 7), "3": (3,), "5": (5,), "7": (7,)}
@@ -43,9 +42,7 @@ KNOBS: dict[str, tuple[Any, ...]] = {
 
 def config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> MCGAConfig:
     """A config from one value per flat knob."""
-    missing = [k for k in KNOBS if k not in flat]
-    if missing:
-        raise KnobError(missing[0], None, "a value for every knob in KNOBS")
+    SPACE.require(flat)
     if flat["kernels"] not in KERNELS:
         raise KnobError("kernels", flat["kernels"], "one of " + ", ".join(KERNELS))
     dims = tuple(flat[f"dim{i}"] for i in range(1, 5))
@@ -58,8 +55,26 @@ def config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> MCGAConf
     )
 
 
+def _head_dim(stage: int, dim: int, heads: int) -> int:
+    """The first head_dim knob value giving ``heads`` (narrow dims collapse to one head)."""
+    return next((hd for hd in KNOBS[f"head_dim{stage}"] if max(1, dim // hd) == heads), dim // heads)
+
+
+def flat_from_config(config: MCGAConfig) -> dict[str, Any]:
+    """The flat knobs of a config (the inverse of ``config_from_flat`` for configs in the table)."""
+    flat: dict[str, Any] = {f"dim{i}": d for i, d in enumerate(config.dims, start=1)}
+    flat.update({f"depth{i}": d for i, d in enumerate(config.depths, start=1)})
+    flat.update({f"head_dim{i}": _head_dim(i, d, h) for i, (d, h) in enumerate(zip(config.dims, config.heads), start=1)})
+    flat.update(group_tokens=config.group_tokens, kernels=",".join(map(str, config.kernels)),
+                projection=config.projection, token_mlp_ratio=config.token_mlp_ratio, mlp_ratio=config.mlp_ratio,
+                patch_embed=config.patch_embed, classifier_hidden=config.classifier_hidden)
+    return flat
+
+
+#: the MCGA space as a knob table
+SPACE = FlatSpace(MCGAConfig.space, KNOBS, config_from_flat, flat_from_config)
+
+
 def sample_configs(n: int, seed: int, resolution: int = 224) -> list[MCGAConfig]:
     """``n`` configs, each knob uniform over its values; the same seed gives the same list."""
-    rng = np.random.default_rng(seed)
-    return [config_from_flat({k: v[int(rng.integers(len(v)))] for k, v in KNOBS.items()}, resolution)
-            for _ in range(n)]
+    return SPACE.sample(n, seed, resolution)
