@@ -44,20 +44,35 @@ def test_op_table_equals_fvcore_on_random_configs():
         _assert_counts_equal(config)
 
 
+def _calibrate_batchnorm(model, config):
+    """Running statistics from one batch, as after training: an untrained FMViT training form sums
+    several un-normalised branches per conv and its activations grow to 1e4-1e10 through depth,
+    where float32 round-off alone exceeds any fixed tolerance (calibrated: outputs ~1, error ~1e-6)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average: one batch sets the statistics
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(config.input_shape(2), generator=torch.Generator().manual_seed(1)))
+    model.eval()
+
+
 def _onnx_error(config, tmp_path):
+    torch.manual_seed(0)
     model = config.build()
+    if getattr(config, "form", "inference") == "train":
+        _calibrate_batchnorm(model, config)
     path = export_onnx(config, tmp_path / "model.onnx", model=model)
     return max_abs_difference(config, path, model=model), model
 
 
 def _tolerance(config, model):
-    if getattr(config, "form", "inference") == "inference":
-        return 1e-4
-    # the untrained FMViT training form sums several branches per conv: its outputs reach 1e4 and
-    # more, so float32 round-off is judged relative to them (same input as max_abs_difference)
+    """1e-4, relative to the output scale where that exceeds 1 (the training form at 64 px, where
+    one batch of 2 x 2 maps calibrates its statistics only roughly)."""
     x = torch.randn(config.input_shape(1), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        return 1e-4 * model(x).abs().max().item()
+        return 1e-4 * max(1.0, model(x).abs().max().item())
 
 
 @pytest.mark.parametrize("name", SMALL)
