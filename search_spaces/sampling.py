@@ -89,8 +89,9 @@ class FlatSpace:
                           else [v for v in values if v != flat[name]])
             for value in candidates:
                 neighbour = self.from_flat({**flat, name: value}, config.resolution)
-                if arch_id(neighbour) not in seen:
-                    seen.add(arch_id(neighbour))
+                key = arch_id(neighbour)
+                if key not in seen:
+                    seen.add(key)
                     out.append(neighbour)
         return out
 

@@ -196,8 +196,9 @@ def test_model_sources_follow_the_import_graph():
     assert lowformer.index("search_spaces.fmvit.modules") < lowformer.index("search_spaces.lowformer.modules")
     assert lowformer.index("search_spaces.mcga.modules") < lowformer.index("search_spaces.lowformer.modules")
     assert not any("efficientvit" in name for name in lowformer)
-    assert "search_spaces.lowformer.modules" in names["efficientvit"]  # it reuses LowFormer's blocks
-    assert "search_spaces.lowformer.network" not in names["efficientvit"]
+    efficientvit = names["efficientvit"]  # it reuses LowFormer's blocks, backbone and classifier
+    assert efficientvit.index("search_spaces.lowformer.network") < efficientvit.index("search_spaces.efficientvit.network")
+    assert efficientvit.index("search_spaces.lowformer.modules") < efficientvit.index("search_spaces.lowformer.network")
     assert names["efficientvit"] == names["efficientvit-seed"]
 
 

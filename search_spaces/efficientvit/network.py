@@ -24,40 +24,9 @@ from search_spaces.efficientvit.rules import (
     seed_widths,
 )
 from search_spaces.lowformer.modules import ClsHead, ConvLayer, Residual
+from search_spaces.lowformer.network import LOWFORMER_FEATURE_KEYS, Backbone, Classifier
 
-EFFICIENTVIT_FEATURE_KEYS = ("stage0", "stage1", "stage2", "stage3", "stage_final")
-
-
-class Backbone(nn.Module):
-    """Stem + four stages; ``forward`` returns the feature dict ``stage0`` .. ``stage_final``."""
-
-    def __init__(self, input_stem, stages):
-        super().__init__()
-        self.input_stem = input_stem
-        self.stages = nn.ModuleList(stages)
-
-    def forward(self, x):
-        x = self.input_stem(x)
-        features = {"stage0": x}
-        for key, stage in zip(EFFICIENTVIT_FEATURE_KEYS[1:], self.stages):
-            x = stage(x)
-            features[key] = x
-        return features
-
-
-class Classifier(nn.Module):
-    """Backbone + head; ``forward_features`` gives the per-stage feature maps."""
-
-    def __init__(self, backbone, head):
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward_features(self, x):
-        return self.backbone(x)
-
-    def forward(self, x):
-        return self.head(self.backbone(x)["stage_final"])
+EFFICIENTVIT_FEATURE_KEYS = LOWFORMER_FEATURE_KEYS
 
 
 def efficientvit_backbone(spec):

@@ -12,31 +12,14 @@ from search_spaces.lowformer.rules import expanded, local_fused
 LOWFORMER_FEATURE_KEYS = ("stage0", "stage1", "stage2", "stage3", "stage_final")
 
 
-class LowFormerBackbone(nn.Module):
-    """Stem + four stages; ``forward`` returns the feature dict ``stage0`` .. ``stage_final``."""
+class Backbone(nn.Module):
+    """Stem + four stages; ``forward`` returns the feature dict ``stage0`` .. ``stage_final``
+    (shared with EfficientViT, whose released code has the same layout)."""
 
-    def __init__(self, spec):
+    def __init__(self, input_stem, stages):
         super().__init__()
-        widths, depths, unfused = spec["widths"], spec["depths"], spec["unfused"]
-        c0 = widths[0]
-        stem = [ConvLayer(3, c0, 3, 2)]
-        stem += [Residual(conv_block(c0, c0, 1, expanded(c0, spec["stem_expansion"]), unfused))
-                 for _ in range(depths[0])]
-        self.input_stem = nn.Sequential(*stem)
-        stages = []
-        for i in (1, 2, 3, 4):
-            c_in, c_out = widths[i - 1], widths[i]
-            blocks = [conv_block(c_in, c_out, 2, expanded(c_in, spec["downsample_expansion"]), unfused)]
-            if i <= 2:
-                mid = expanded(c_out, spec["block_expansion"])
-                blocks += [Residual(conv_block(c_out, c_out, 1, mid, unfused)) for _ in range(depths[i] - 1)]
-            else:
-                fused = local_fused(c_out, spec["fusion_threshold"], unfused)
-                blocks += [LowFormerBlock(c_out, spec[f"stage{i}"], fused, spec["block_expansion"], unfused)
-                           for _ in range(depths[i])]
-            stages.append(nn.Sequential(*blocks))
+        self.input_stem = input_stem
         self.stages = nn.ModuleList(stages)
-        self.widths = tuple(widths)
 
     def forward(self, x):
         x = self.input_stem(x)
@@ -47,16 +30,45 @@ class LowFormerBackbone(nn.Module):
         return features
 
 
-class LowFormer(nn.Module):
-    """Backbone + classification head; ``forward_features`` gives the per-stage feature maps."""
+class Classifier(nn.Module):
+    """Backbone + head; ``forward_features`` gives the per-stage feature maps."""
 
-    def __init__(self, spec):
+    def __init__(self, backbone, head):
         super().__init__()
-        self.backbone = LowFormerBackbone(spec)
-        self.head = ClsHead(spec["widths"][4], spec["head_widths"], spec["num_classes"])
+        self.backbone = backbone
+        self.head = head
 
     def forward_features(self, x):
         return self.backbone(x)
 
     def forward(self, x):
         return self.head(self.backbone(x)["stage_final"])
+
+
+def lowformer_backbone(spec):
+    """The LowFormer stem and stages from a dict of knobs."""
+    widths, depths, unfused = spec["widths"], spec["depths"], spec["unfused"]
+    c0 = widths[0]
+    stem = [ConvLayer(3, c0, 3, 2)]
+    stem += [Residual(conv_block(c0, c0, 1, expanded(c0, spec["stem_expansion"]), unfused))
+             for _ in range(depths[0])]
+    stages = []
+    for i in (1, 2, 3, 4):
+        c_in, c_out = widths[i - 1], widths[i]
+        blocks = [conv_block(c_in, c_out, 2, expanded(c_in, spec["downsample_expansion"]), unfused)]
+        if i <= 2:
+            mid = expanded(c_out, spec["block_expansion"])
+            blocks += [Residual(conv_block(c_out, c_out, 1, mid, unfused)) for _ in range(depths[i] - 1)]
+        else:
+            fused = local_fused(c_out, spec["fusion_threshold"], unfused)
+            blocks += [LowFormerBlock(c_out, spec[f"stage{i}"], fused, spec["block_expansion"], unfused)
+                       for _ in range(depths[i])]
+        stages.append(nn.Sequential(*blocks))
+    return Backbone(nn.Sequential(*stem), stages)
+
+
+class LowFormer(Classifier):
+    """The LowFormer classifier: backbone + classification head."""
+
+    def __init__(self, spec):
+        super().__init__(lowformer_backbone(spec), ClsHead(spec["widths"][4], spec["head_widths"], spec["num_classes"]))
