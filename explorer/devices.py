@@ -41,6 +41,8 @@ class DeviceProfile:
     provenance: str = "measured"
     source: str | None = None
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    host: dict[str, Any] | None = None
+    probe: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 64:
@@ -88,7 +90,7 @@ def profile_from_file(path: str | Path) -> DeviceProfile:
 def profile_of(device: Device) -> DeviceProfile:
     return DeviceProfile(device.name, device.description, device.hardware, device.runtime, device.backend,
                          device.default_threads, device.default_batch, device.provenance, device.source,
-                         tuple(device.aliases))
+                         tuple(device.aliases), device.host, device.probe)
 
 
 def add_device(session: Session, profile: DeviceProfile) -> Device:

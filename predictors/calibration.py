@@ -18,7 +18,10 @@ Default objective (:func:`default_objective`), the rule:
 3. A score that is not a size baseline qualifies only if its partial Kendall tau given #params is
    at least ``MIN_PARTIAL_TAU``: it must add something beyond size.
 4. The winner has the highest Kendall tau; scores within ``TAU_TIE`` of the best tie, and the
-   cheapest of them wins.
+   cheapest of them wins. The surrogate competes with its mean (leave-one-out predictions on the
+   results it is fitted on); when it wins, the default is its **pessimistic** bound
+   (``surrogate-pessimistic``), so that a shape nobody has trained is not rewarded for being
+   unexplored. The optimistic bound is what ``--explore`` asks for, never a default.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from scipy import stats
 
 from explorer.db import Database
 from predictors.proxies.microtask import MicroTaskError
-from predictors.proxies.registry import SCORES, SIZE, SURROGATE, ScoreSpec
+from predictors.proxies.registry import SCORES, SIZE, SURROGATE, SURROGATE_STATISTIC, ScoreSpec
 from predictors.proxies.scoring import ScoreValue, ScoringOptions, cached_values, score_values
 from predictors.proxies.size import SizeRankError, params
 from predictors.proxies.zero_cost import ProxyError
@@ -54,6 +57,8 @@ MIN_EVIDENCE = 5
 MIN_PARTIAL_TAU = 0.1
 TAU_TIE = 0.05
 FALLBACK_OBJECTIVE = "params"
+#: the surrogate's score that ranks (its mean) and the one a search uses when it wins
+SURROGATE_RANKING, SURROGATE_DEFAULT = "surrogate", "surrogate-pessimistic"
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def _one_or_none(db: Database, config: ArchConfig, objective: str, options: Scor
 
 
 def _score_set(db: Database, spec: ScoreSpec, configs: Sequence[ArchConfig], ids: Sequence[str],
-               surrogate_loo: dict[str, float], options: ScoringOptions, compute: bool,
+               surrogate_loo: dict[str, dict[str, float]], options: ScoringOptions, compute: bool,
                progress: bool) -> tuple[np.ndarray, list[float]]:
     """Values (NaN where unavailable) and per-architecture seconds of one score on one set."""
     if spec.kind == SURROGATE:
@@ -142,7 +147,8 @@ def _score_set(db: Database, spec: ScoreSpec, configs: Sequence[ArchConfig], ids
             values = score_values(db, configs, spec.name, options)
         except NotEnoughResultsError:
             return np.full(len(configs), np.nan), []
-        merged = [surrogate_loo.get(i, v.value) for i, v in zip(ids, values)]
+        statistic = SURROGATE_STATISTIC[spec.name]
+        merged = [surrogate_loo[i][statistic] if i in surrogate_loo else v.value for i, v in zip(ids, values)]
         return np.array(merged), [v.seconds for v in values]
     if spec.kind == SIZE or (compute and not spec.expensive):
         try:
@@ -167,14 +173,19 @@ def _choose_default(sets: dict[str, int], evidence: list[Evidence]) -> tuple[str
     target = chosen[0]
     rows = [e for e in evidence if e.result_set == target and e.n == sets[target] and e.kendall_tau is not None
             and not SCORES[e.score].expensive
+            and (SCORES[e.score].kind != SURROGATE or e.score == SURROGATE_RANKING)
             and (SCORES[e.score].kind == SIZE or (e.partial_tau_params or 0.0) >= MIN_PARTIAL_TAU)]
     if not rows:
         return FALLBACK_OBJECTIVE, f"no affordable score has a rank correlation on {target}"
     best = max(e.kendall_tau for e in rows)
     winner = min((e for e in rows if e.kendall_tau >= best - TAU_TIE), key=lambda e: SCORES[e.score].cost_rank)
-    return winner.score, (f"highest Kendall tau on {target} (n={sets[target]}): {winner.kendall_tau:.2f} "
-                          f"(best {best:.2f}; ties within {TAU_TIE} go to the cheapest; non-size scores need "
-                          f"partial tau given #params >= {MIN_PARTIAL_TAU})")
+    reason = (f"highest Kendall tau on {target} (n={sets[target]}): {winner.kendall_tau:.2f} "
+              f"(best {best:.2f}; ties within {TAU_TIE} go to the cheapest; non-size scores need "
+              f"partial tau given #params >= {MIN_PARTIAL_TAU})")
+    if winner.score == SURROGATE_RANKING:
+        return SURROGATE_DEFAULT, (f"the surrogate's leave-one-out mean has the {reason}; the search uses its "
+                                   "pessimistic 5 % quantile so that unexplored shapes are not rewarded")
+    return winner.score, reason
 
 
 def _findings(sets: dict[str, int], evidence: list[Evidence]) -> list[str]:
@@ -214,7 +225,8 @@ def calibration_report(db: Database, options: ScoringOptions | None = None, comp
     try:
         surrogate = load_surrogate(db)
         _, _, train_ids = mean_by_architecture(surrogate_training_results(db))
-        surrogate_loo = dict(zip(train_ids, surrogate.loo_predictions_.tolist()))
+        loo = surrogate.loo_distribution()
+        surrogate_loo = {i: {k: float(v[n]) for k, v in loo.items()} for n, i in enumerate(train_ids)}
     except NotEnoughResultsError:
         surrogate, surrogate_loo = None, {}
     sets, evidence, seconds = {}, [], defaultdict(list)
@@ -231,12 +243,14 @@ def calibration_report(db: Database, options: ScoringOptions | None = None, comp
     default, reason = _choose_default(sets, evidence)
     summary = None
     if surrogate is not None:
-        summary = {"label": SCORES["surrogate"].label, "features": list(surrogate.features),
-                   "alpha": surrogate.alpha, "intercept": surrogate.intercept_,
-                   "coefficients_standardised": surrogate.coef_.tolist(), "noise_std": surrogate.noise_,
-                   "loo": surrogate.loo_metrics(),
-                   "loo_predictions": [{"arch_id": i, "top1": float(t), "surrogate_loo": float(p)}
-                                       for i, t, p in zip(surrogate_loo, surrogate.targets_, surrogate.loo_predictions_)]}
+        summary = {"label": SCORES["surrogate"].label, "variant": surrogate.variant,
+                   "features": list(surrogate.features), "loo": surrogate.loo_metrics(),
+                   "variants_loo": surrogate.selection_,
+                   "leave_one_family_out": surrogate.leave_one_family_out(),
+                   "loo_predictions": [{"arch_id": i, "name": name, "top1": float(t), "surrogate_loo": v["mean"],
+                                        "interval_90": [v["low"], v["high"]]}
+                                       for (i, v), name, t in zip(surrogate_loo.items(), surrogate.labels_,
+                                                                  surrogate.targets_)]}
     costs = {name: (statistics.median(values) if values else None) for name, values in seconds.items()}
     return CalibrationReport(sets, evidence, summary, costs, default, reason, _findings(sets, evidence))
 

@@ -94,11 +94,16 @@ def store_result(session, config: ArchConfig, dataset: str, top1: float, epochs:
 
 
 def published_accuracies() -> list[tuple[str, int, float, str]]:
-    """(name, resolution, top-1 %, source) of every ImageNet top-1 in the shipped reference CSV."""
-    text = (resources.files("explorer") / "data" / "published_reference.csv").read_text()
-    return [(row["model"], int(row["resolution"]), float(row["value"]), row["source"])
-            for row in csv.DictReader(text.splitlines())
-            if row["metric"] == "top1" and row["device"] == IMAGENET]
+    """(name, resolution, top-1 %, source) of every published ImageNet top-1 the project knows:
+    the shipped reference CSV and the results read from the families' papers
+    (``published_accuracy_papers.csv``, each row with its source and a note)."""
+    data = resources.files("explorer") / "data"
+    reference = [(row["model"], int(row["resolution"]), float(row["value"]), row["source"])
+                 for row in csv.DictReader((data / "published_reference.csv").read_text().splitlines())
+                 if row["metric"] == "top1" and row["device"] == IMAGENET]
+    papers = [(row["model"], int(row["resolution"]), float(row["top1"]), row["source"])
+              for row in csv.DictReader((data / "published_accuracy_papers.csv").read_text().splitlines())]
+    return reference + papers
 
 
 def load_published_accuracies(db: Database) -> int:
@@ -134,18 +139,25 @@ def mean_by_architecture(results: Iterable[KnownResult]) -> tuple[list[ArchConfi
     return ([groups[i][0].config for i in ids], [sum(r.top1 for r in groups[i]) / len(groups[i]) for i in ids], ids)
 
 
+def result_label(result: KnownResult) -> str:
+    """``name @ resolution`` (or the arch id) of a result, as the surrogate names its evidence."""
+    return f"{result.name or result.arch_id} @ {result.config.resolution}"
+
+
 def surrogate_training_results(db: Database) -> list[KnownResult]:
     """ImageNet results the surrogate is fitted on: published and imported (not micro-task)."""
     return [r for r in known_results(db, dataset=IMAGENET) if r.provenance in (PUBLISHED, IMPORTED)]
 
 
-def load_surrogate(db: Database) -> AccuracySurrogate:
-    """The surrogate fitted on the database's ImageNet results (deterministic; milliseconds), so
-    it always reflects the latest import."""
-    configs, top1, _ = mean_by_architecture(surrogate_training_results(db))
+def load_surrogate(db: Database, variant: str | None = None) -> AccuracySurrogate:
+    """The surrogate fitted on the database's ImageNet results, so it always reflects the latest
+    import (fitted once per distinct set of results in a process; see :func:`fit_surrogate`)."""
+    results = surrogate_training_results(db)
+    configs, top1, ids = mean_by_architecture(results)
     if len(top1) < 3:
         raise NotEnoughResultsError(len(top1))
-    return fit_surrogate(configs, top1)
+    first = {r.arch_id: r for r in reversed(results)}
+    return fit_surrogate(configs, top1, variant, labels=[result_label(first[i]) for i in ids])
 
 
 # -- import ------------------------------------------------------------------------------------

@@ -18,7 +18,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from explorer.architectures import FAMILIES, config_from_dict, family_of
-from explorer.db import Architecture, Database, Device, Measurement, Predictor, ok_measurements, resolve_device
+from explorer.db import (
+    BUSY_FLAG,
+    Architecture,
+    Database,
+    Device,
+    Measurement,
+    Predictor,
+    ok_measurements,
+    resolve_device,
+)
+from explorer.measure.probe import pair_deviations
 from predictors.features import FEATURE_VERSION, OpFeaturizer
 from predictors.fewshot import CostModel
 from predictors.latency import (
@@ -99,7 +109,10 @@ def _pick_setup(rows: list[Measurement], device: Device) -> tuple[str, int, int 
 
 
 def _repeatability(session: Session, setup: Setup, relative: bool) -> dict[str, float] | None:
-    """Median |deviation| of repeated measurements from their architecture's median, in %."""
+    """How well repeated measurements of the same architectures agree: ``pairs_within_10`` is the
+    share of repeat pairs (two measurements of one architecture) within +-10 % of each other;
+    ``median_deviation_pct`` / ``within_*`` the deviation of each from its architecture's median.
+    Measurements taken on a busy machine are left out, as they are from training."""
     query = select(Measurement).where(
         Measurement.device == setup.device, Measurement.status == "ok", Measurement.backend == setup.backend,
         Measurement.batch == setup.batch,
@@ -107,16 +120,20 @@ def _repeatability(session: Session, setup: Setup, relative: bool) -> dict[str, 
     values: dict[str, list[float]] = defaultdict(list)
     for m in session.scalars(query):
         value = m.relative_to_reference if relative else _per_image_ms(m)
-        if value is not None and value > 0:
+        if value is not None and value > 0 and BUSY_FLAG not in (m.flags or ()):
             values[m.arch_id].append(value)
     deviations = [abs(v / np.median(vs) - 1) for vs in values.values() if len(vs) >= 2 for v in vs]
     if not deviations:
         return None
     deviations = np.asarray(deviations)
+    pairs = np.asarray([d for vs in values.values() for d in pair_deviations(vs)])
     return {"architectures": sum(len(vs) >= 2 for vs in values.values()),
             "median_deviation_pct": float(100 * np.median(deviations)),
             "within_5": float(100 * np.mean(deviations <= 0.05)),
-            "within_10": float(100 * np.mean(deviations <= 0.10))}
+            "within_10": float(100 * np.mean(deviations <= 0.10)),
+            "pairs": int(pairs.size), "pairs_within_10": float(100 * np.mean(pairs <= 0.10)),
+            "pairs_within_5": float(100 * np.mean(pairs <= 0.05)),
+            "median_pair_deviation_pct": float(100 * np.median(pairs))}
 
 
 def _more_repeatable_relative(session: Session, setup: Setup) -> bool:
@@ -298,6 +315,11 @@ def predictor_row(session: Session, device: str, kind: str | None = None) -> Pre
         query = query.where(Predictor.kind == kind)
     row = session.scalars(query.order_by(Predictor.is_default.desc(), Predictor.id.desc())).first()
     if row is None:
+        measured = len(ok_measurements(session, dev))
+        if dev.provenance == "measured" and measured < FEW_SHOT_LIMIT:
+            raise NoPredictorError(dev.name, f" (this host's profile has {measured} usable measurements): measure "
+                                             f"first, e.g. `explorer measure --device {device} --sampler presets` "
+                                             f"and `explorer measure --device {device} --n 200`, then")
         raise NoPredictorError(dev.name, f" of kind '{kind}'" if kind else "")
     return row
 

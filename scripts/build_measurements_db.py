@@ -2,24 +2,24 @@
 
 Steps, each idempotent, so re-running the same command continues where it stopped:
 1. schema and built-in device profiles (``open_database``);
-2. the published measurements and ImageNet accuracies of the LowFormer papers, provenance
-   ``published``;
-3. every preset and ablation of every family measured on this host (``local``: ONNX Runtime CPU,
-   batch 1, 2 threads);
-4. ``--n`` random architectures of the LowFormer space (seeded), same settings;
-5. ``--family-n`` random architectures of each other family (EfficientViT, FMViT, MCGA) and
-   ``--mixers-n`` more LowFormer ones (seed ``--seed + 1``, which reach the attention types
-   taken from those families), in interleaved chunks so that a change of the machine's state
-   does not line up with one family;
-6. ``--remeasure`` of step 4's architectures measured again (the newest measurement is the one
-   predictors train on; the older ones stay and show the device's repeatability).
+2. the published measurements and ImageNet accuracies, provenance ``published``;
+3. every preset and ablation of every family measured on this host (``--device``, default
+   ``local``: the profile of the host running the script, ONNX Runtime CPU, batch 1, the probed
+   thread count: run ``explorer devices probe`` first);
+4. ``--n`` random LowFormer architectures and ``--family-n`` of each other family (EfficientViT,
+   FMViT, MCGA), seeded, in interleaved chunks of 30 so that a change of the machine's state does
+   not line up with one family;
+5. the four hardware studies (``explorer study ...``);
+6. a repeat pass (``--remeasure``) of architectures of step 4, spread over the families, at a
+   later time (the newest measurement is the one predictors train on; the older ones stay and
+   show the device's repeatability).
 
-The study toy models are measured by ``explorer study``; run the four studies after this.
-Campaign labels are the command line's defaults (``random-n600-seed0``, ...), so the same steps
-typed as ``explorer measure`` commands resume this script's work and vice versa.
+Every measurement waits for a quiet machine (the protocol's guard); run nothing heavy beside it.
+Campaign labels are the command line's defaults, so the same steps typed as ``explorer measure``
+commands resume this script's work and vice versa.
 
     python scripts/build_measurements_db.py                 # measurements.db at the repo root
-    python scripts/build_measurements_db.py --n 50 --db /tmp/m.db --time-limit 1
+    python scripts/build_measurements_db.py --n 50 --family-n 10 --remeasure 20 --db /tmp/m.db
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from sqlalchemy import select
 from explorer.db import Architecture, Measurement, open_database
 from explorer.devices import load_published
 from explorer.measure import CampaignSpec, ProtocolSettings, run_campaign
+from explorer.study import run_study
 from predictors.results import load_published_accuracies
 
 console = Console()
@@ -47,13 +48,18 @@ def _chunks(n: int, step: int) -> list[int]:
     return [*range(step, n, step), n] if n > 0 else []
 
 
-def _campaign_configs(database, campaign: str, n: int) -> list[dict]:
-    """The first ``n`` architectures a campaign measured, as configs."""
-    with database.session() as session:
-        rows = session.execute(select(Architecture.config_json).join(Measurement, Measurement.arch_id == Architecture.arch_id)
-                               .where(Measurement.campaign == campaign).order_by(Measurement.id)).scalars().all()
-    unique = list({json.dumps(r, sort_keys=True): r for r in rows}.values())
-    return [{"space": "lowformer", **config} for config in unique[:n]]
+def _campaign_configs(database, campaigns: list[str], n: int) -> list[dict]:
+    """The first ``n`` architectures measured by each of ``campaigns``, as configs."""
+    configs = []
+    for campaign in campaigns:
+        with database.session() as session:
+            rows = session.execute(select(Architecture.space, Architecture.config_json)
+                                   .join(Measurement, Measurement.arch_id == Architecture.arch_id)
+                                   .where(Measurement.campaign == campaign).order_by(Measurement.id)).all()
+        unique = list({json.dumps(config, sort_keys=True): {"space": space, **config}
+                       for space, config in rows}.values())
+        configs += unique[:n]
+    return configs
 
 
 def _run(database, spec: CampaignSpec) -> None:
@@ -65,14 +71,16 @@ def _run(database, spec: CampaignSpec) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default=None, help="URL or path (default: $EXPLORER_DB or measurements.db)")
-    parser.add_argument("--n", type=int, default=600, help="random architectures to measure (default 600)")
+    parser.add_argument("--device", default="local", help="measured device of this host (default local)")
+    parser.add_argument("--n", type=int, default=600, help="random LowFormer architectures (default 600)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--family-n", type=int, default=150, help="random architectures per other family")
-    parser.add_argument("--mixers-n", type=int, default=120, help="more random LowFormer architectures")
-    parser.add_argument("--remeasure", type=int, default=500, help="architectures of step 4 measured again")
+    parser.add_argument("--remeasure", type=int, default=250,
+                        help="architectures measured again at the end, 40 %% LowFormer, 20 %% of each other family")
     parser.add_argument("--time-limit", type=float, default=ProtocolSettings().time_limit_s,
                         help="seconds of timing per architecture at most")
     parser.add_argument("--skip-local", action="store_true", help="only the schema, devices and published rows")
+    parser.add_argument("--skip-studies", action="store_true", help="leave out the four hardware studies")
     args = parser.parse_args(argv)
 
     database = open_database(args.db)
@@ -86,23 +94,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_local:
         return 0
     protocol = ProtocolSettings(time_limit_s=args.time_limit)
-    random_spec = CampaignSpec(device="local", n=args.n, sampler="random", seed=args.seed, protocol=protocol)
-    specs = [CampaignSpec(device="local", n=None, sampler="presets", protocol=protocol), random_spec]
-    specs += [spec for chunk in _chunks(args.family_n, 30) for spec in (
-        CampaignSpec(device="local", space=family, n=chunk, seed=args.seed, protocol=protocol, drift_check=(),
-                     name=f"{family}-random-n{args.family_n}-seed{args.seed}")
-        for family in ("efficientvit", "fmvit", "mcga"))]
-    specs += [CampaignSpec(device="local", n=chunk, seed=args.seed + 1, protocol=protocol, drift_check=(),
-                           name=f"lowformer-mixers-random-n{args.mixers_n}-seed{args.seed + 1}")
-              for chunk in _chunks(args.mixers_n, 40)]
+    device = args.device
+    family_n = {"lowformer": args.n, **dict.fromkeys(("efficientvit", "fmvit", "mcga"), args.family_n)}
+    labels = {family: f"{family}-random-n{n}-seed{args.seed}" for family, n in family_n.items()}
+    specs = [CampaignSpec(device=device, n=None, sampler="presets", protocol=protocol)]
+    for index in range(max(len(_chunks(n, 30)) for n in family_n.values())):
+        for family, n in family_n.items():
+            chunks = _chunks(n, 30)
+            if index < len(chunks):
+                specs.append(CampaignSpec(device=device, space=family, n=chunks[index], seed=args.seed,
+                                          protocol=protocol, drift_check=(), name=labels[family]))
     for spec in specs:
         _run(database, spec)
+    if not args.skip_studies:
+        for kind in ("depthwise", "fused-mbconv", "resolution", "attention"):
+            result = run_study(kind, device, database, show_progress=True)
+            console.print(f"study {kind}: {len(result.rows)} rows")
     if args.remeasure:
+        shares = {"lowformer": 0.4, "efficientvit": 0.2, "fmvit": 0.2, "mcga": 0.2}
+        configs = [c for family, share in shares.items()
+                   for c in _campaign_configs(database, [labels[family]], round(args.remeasure * share))]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "remeasure.json"
-            path.write_text(json.dumps(_campaign_configs(database, random_spec.label(), args.remeasure)))
-            _run(database, CampaignSpec(device="local", n=None, sampler="file", file=str(path), force=True,
-                                        name=f"random-n{args.remeasure}-seed{args.seed}-remeasure", protocol=protocol))
+            path.write_text(json.dumps(configs))
+            _run(database, CampaignSpec(device=device, n=None, sampler="file", file=str(path), force=True,
+                                        name=f"repeat-n{args.remeasure}-seed{args.seed}", protocol=protocol))
     return 0
 
 

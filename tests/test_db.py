@@ -249,3 +249,15 @@ def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path):
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         counts = pool.map(_open_and_count_devices, [str(tmp_path / "new.db")] * 3)
     assert counts == [9, 9, 9]
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error_and_stays_untouched(tmp_path, capsys):
+    from explorer.cli import main
+
+    path = tmp_path / "notadb.db"
+    path.write_bytes(b"this is not sqlite\n" * 10)
+    before = path.read_bytes()
+    assert main(["devices", "--db", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be opened as a measurement database" in err and "Traceback" not in err
+    assert path.read_bytes() == before

@@ -148,6 +148,8 @@ def test_unknown_objective_lists_the_allowed_ones(b0):
 
 def test_no_proxy_is_labelled_an_accuracy():
     for spec in SCORES.values():
-        if spec.name != "surrogate":
-            assert "accuracy" not in spec.label.lower()
-    assert SCORES["surrogate"].label.startswith("surrogate top-1 (predicted)")
+        assert "accuracy" not in spec.label.lower()
+        if spec.name.startswith("surrogate"):
+            assert spec.label.startswith("surrogate top-1 (predicted")
+    assert "pessimistic" in SCORES["surrogate-pessimistic"].label
+    assert "optimistic" in SCORES["surrogate-optimistic"].label

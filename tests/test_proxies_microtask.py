@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from explorer.architectures import resolve
 from explorer.db import open_database
@@ -20,7 +19,6 @@ from predictors.proxies import (
     score_configs,
     score_values,
 )
-from predictors.proxies.microtask import train_and_evaluate
 from predictors.proxies.scoring import torch_threads
 from predictors.results import known_results
 
@@ -47,15 +45,11 @@ def test_generated_task_is_deterministic_by_seed():
 
 
 @pytest.mark.slow
-def test_a_small_conv_net_learns_the_generated_task():
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(32, 10))
-    top1 = train_and_evaluate(net, GeneratedTask(), MicroTaskSettings(steps=100, batch_size=32, lr=3e-3))
-    assert top1 > 20.0  # chance is 10 %; 27 % after these 100 steps
+def test_a_scaled_architecture_of_the_space_learns_the_generated_task():
+    """What the score measures: LowFormer-B0 scaled to the task (widths x0.25, 32 px), trained
+    with the default schedule, does clearly better than chance (10 %; 24.1 % measured)."""
+    result = microtask(resolve("lowformer-b0"), GeneratedTask(), MicroTaskSettings())
+    assert result.top1 > 18.0
 
 
 def test_scaled_config_keeps_the_topology():
@@ -89,7 +83,7 @@ def test_micro_task_results_are_cached_and_stored_as_results(tmp_path):
     assert result.top1 == value.value and result.dataset == SMALL_TASK.name
 
 
-def _write_folder(root, classes=("blue", "red"), per_class=5):
+def _write_folder(root, classes=("blue", "red"), per_class=10):
     from PIL import Image
 
     for index, name in enumerate(classes):
@@ -105,12 +99,12 @@ def test_image_folder_task_reads_and_splits(tmp_path):
     task = ImageFolderTask(tmp_path / "data", resolution=32, held_out_fraction=0.2)
     images, labels = task.held_out()
     assert task.classes == ["blue", "red"] and task.num_classes == 2
-    assert images.shape == (2, 3, 32, 32) and sorted(labels.tolist()) == [0, 1]
+    assert images.shape == (4, 3, 32, 32) and sorted(labels.tolist()) == [0, 0, 1, 1]
     x, y = task.train_batch(0, 6)
     assert x.shape == (6, 3, 32, 32) and torch.equal(task.train_batch(0, 6)[1], y)
     assert task.name == ImageFolderTask(tmp_path / "data").name
-    top1 = microtask(resolve("lowformer-b0"), task, TINY).top1
-    assert top1 in (0.0, 50.0, 100.0)
+    # blue against red is learnt in a few dozen steps: every held-out image right
+    assert microtask(resolve("lowformer-b0"), task, MicroTaskSettings(steps=30, batch_size=8)).top1 == 100.0
 
 
 def test_image_folder_errors_name_the_problem(tmp_path):

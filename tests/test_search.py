@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -192,3 +193,76 @@ def test_readme_command_on_published_raspi5_data(tmp_path, capsys):
     assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "150", "--db", db_path,
                  "--no-dashboard"]) == 0  # resumes: nothing left to do, prints the table
     assert "Shortlist to train on raspi5-ort" in capsys.readouterr().out
+
+
+@pytest.fixture
+def published_db(tmp_path):
+    """Published measurements and accuracies, and the raspi5 predictor made from them."""
+    from explorer.db import open_database
+    from explorer.devices import load_published
+    from predictors import train_predictor
+    from predictors.results import load_published_accuracies
+
+    db_path = str(tmp_path / "m.db")
+    db = open_database(db_path)
+    with db.session() as session:
+        load_published(session)
+    load_published_accuracies(db)
+    train_predictor(db, "raspi5")
+    return db_path
+
+
+@pytest.mark.slow
+def test_default_search_is_pessimistic_and_every_entry_shows_its_evidence(published_db, capsys):
+    import json
+
+    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "200", "--db", published_db,
+                 "--no-dashboard", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["objective"] == "surrogate-pessimistic" and "pessimistic" in report["objective_label"]
+    for row in report["shortlist"] + report["references"]:
+        accuracy = row["accuracy"]
+        low, high = accuracy["interval_90"]
+        assert low < accuracy["mean"] < high and row["score"] == pytest.approx(low, abs=1e-6)
+        assert accuracy["nearest_result"]["name"].split(" @ ")[0] and row["resolution"] == 224
+    # the axis no longer rewards two-to-four-block networks: no entry is shallower than the
+    # shallowest published LowFormer (B0 and B1: 12 blocks) by more than a few blocks
+    depths = [sum(row["config"]["depths"]) for row in report["shortlist"]]
+    assert min(depths) >= 6
+
+
+@pytest.mark.slow
+def test_explore_searches_the_optimistic_bound(published_db, capsys):
+    import json
+
+    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "60", "--db", published_db,
+                 "--no-dashboard", "--explore", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["objective"] == "surrogate-optimistic" and "optimistic" in report["objective_label"]
+    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--explore", "--objective", "params",
+                 "--db", published_db]) == 2
+    assert "--explore" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_suggest_proposes_diverse_trainable_architectures_within_budget(published_db, tmp_path, capsys):
+    import json
+
+    assert main(["suggest", "--device", "raspi5", "--budget", "40ms", "--n", "3", "--pool", "300",
+                 "--db", published_db, "--to", str(tmp_path / "train"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = out["suggestions"]
+    assert len(rows) == 3 and len({r["arch_id"] for r in rows}) == 3
+    assert all(r["latency_high_ms"] <= 40.0 and r["expected_improvement"] >= 0 for r in rows)
+    assert all(r["top1_interval_90"][0] < r["top1_mean"] < r["top1_interval_90"][1] for r in rows)
+    assert len(out["exported"]) == 3 and all((Path(p) / "model.py").exists() for p in out["exported"])
+    assert main(["suggest", "--device", "raspi5", "--budget", "40ms", "--n", "0", "--db", published_db]) == 2
+
+
+def test_expected_improvement_prefers_uncertain_and_better():
+    from explorer.search.suggest import expected_improvement
+
+    mean = np.array([80.0, 80.0, 78.0, 82.0])
+    std = np.array([0.1, 2.0, 0.1, 0.1])
+    gain = expected_improvement(mean, std, best=80.5)
+    assert gain[3] > gain[1] > gain[0] > gain[2] >= 0

@@ -14,11 +14,13 @@ from rich.table import Table
 
 from explorer.architectures import FLAT_SPACES
 from explorer.cli.common import add_db, add_json, console, fail, print_json
-from explorer.db import list_measurements, open_database
+from explorer.db import bind_host, list_measurements, open_database
 from explorer.devices import DeviceProfile, add_device, list_devices, profile_from_file
 from explorer.measure import SAMPLERS, CampaignSpec, ProtocolSettings, Transport, run_campaign
 from explorer.measure.backends import BACKENDS
 from explorer.measure.campaign import Sampler
+from explorer.measure.probe import probe_threads
+from explorer.measure.protocol import host_fingerprint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json(devices)
     add_db(devices)
     devices.set_defaults(handler=_devices)
-    device_commands = devices.add_subparsers(dest="devices_command", metavar="{add}")
+    device_commands = devices.add_subparsers(dest="devices_command", metavar="{add,probe}")
     add = device_commands.add_parser("add", help="store a user-defined device profile")
     add.add_argument("--file", help="JSON file with the profile's fields")
     add.add_argument("--name", help="device name (without --file)")
@@ -37,9 +39,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--threads", type=int, default=None, help="default threads")
     add.add_argument("--batch", type=int, default=1, help="default batch")
     add.add_argument("--alias", action="append", default=[], help="another name (repeatable)")
+    add.add_argument("--this-host", action="store_true",
+                     help="bind the profile to the host running this command (then --device local names it here)")
     add_json(add)
     add_db(add)
     add.set_defaults(handler=_devices_add)
+    probe = device_commands.add_parser(
+        "probe", help="find the most repeatable intra-op thread count of this host and store it with the device")
+    probe.add_argument("--device", default="local", help="a measured device of this host (default local)")
+    probe.add_argument("--threads", default="1,2", help="thread counts to compare, comma-separated (default 1,2)")
+    probe.add_argument("--n", type=int, default=6, help="random architectures (default 6)")
+    probe.add_argument("--passes", type=int, default=3, help="passes per thread count (default 3)")
+    probe.add_argument("--seed", type=int, default=7)
+    probe.add_argument("--space", default="lowformer", choices=sorted(FLAT_SPACES))
+    probe.add_argument("--dry-run", action="store_true", help="report only; store nothing")
+    add_json(probe)
+    add_db(probe)
+    probe.set_defaults(handler=_devices_probe)
 
     measure = subparsers.add_parser("measure", help="measure architectures on a device (resumable campaign)")
     add_campaign_arguments(measure)
@@ -85,13 +101,24 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip re-measuring a few presets at the start and end of the campaign")
     parser.add_argument("--min-samples", type=int, default=defaults.min_samples)
     parser.add_argument("--max-samples", type=int, default=defaults.max_samples)
+    parser.add_argument("--quiet-wait", type=float, default=defaults.quiet_wait_s,
+                        help="seconds to wait for a quiet machine before measuring anyway, flagged busy "
+                             f"(default {defaults.quiet_wait_s:.0f})")
+    parser.add_argument("--busy-cores", type=float, default=defaults.busy_cores,
+                        help="other processes using more cores than this make the machine busy "
+                             f"(default {defaults.busy_cores})")
+    parser.add_argument("--allow-busy", action="store_true",
+                        help="measure without waiting for a quiet machine; busy results keep the busy flag "
+                             "and stay out of predictor training")
     add_json(parser)
     add_db(parser)
 
 
 def campaign_spec(args: argparse.Namespace) -> CampaignSpec:
     protocol = ProtocolSettings(time_limit_s=args.time_limit, target_rel_ci=args.target_ci,
-                                min_samples=args.min_samples, max_samples=args.max_samples)
+                                min_samples=args.min_samples, max_samples=args.max_samples,
+                                quiet_wait_s=args.quiet_wait, busy_cores=args.busy_cores,
+                                allow_busy=args.allow_busy)
     return CampaignSpec(device=args.device, n=args.n, sampler=args.sampler, seed=args.seed, space=args.space, file=args.file,
                         backend=args.backend, threads=args.threads, batch=args.batch, resolution=args.resolution,
                         force=args.force, retry_failed=args.retry_failed, name=args.campaign, protocol=protocol,
@@ -143,6 +170,29 @@ def _devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _devices_probe(args: argparse.Namespace) -> int:
+    try:
+        threads = tuple(int(t) for t in args.threads.split(","))
+    except ValueError:
+        return fail(f"--threads {args.threads!r}: give positive integers separated by commas, e.g. 1,2")
+    database = open_database(args.db)
+    report = probe_threads(database, args.device, threads=threads, n=args.n, passes=args.passes,
+                           space=args.space, seed=args.seed, store=not args.dry_run,
+                           on_step=None if args.json else lambda step: console.print(f"probe: {step}"))
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    table = Table("threads", "repeat pairs", "within +-10 %", "within +-5 %", "median deviation", "p90 deviation",
+                  "busy")
+    for r in report.results:
+        table.add_row(str(r.threads), str(r.pairs), f"{r.within_10pct:.0%}", f"{r.within_5pct:.0%}",
+                      f"{r.median_pair_deviation:.1%}", f"{r.p90_pair_deviation:.1%}", str(r.busy))
+    console.print(table)
+    stored = "" if args.dry_run else f", stored as the default of {report.device}"
+    console.print(f"most repeatable: [bold]{report.best_threads}[/bold] thread(s){stored}")
+    return 0
+
+
 def _devices_add(args: argparse.Namespace) -> int:
     if bool(args.file) == bool(args.name):
         return fail("give either --file PROFILE.json or --name NAME (with --description etc.)")
@@ -150,7 +200,9 @@ def _devices_add(args: argparse.Namespace) -> int:
         name=args.name, description=args.description, hardware=args.hardware, runtime=args.runtime,
         backend=args.backend, default_threads=args.threads, default_batch=args.batch, aliases=tuple(args.alias))
     with open_database(args.db).session() as session:
-        add_device(session, profile)
+        device = add_device(session, profile)
+        if args.this_host:
+            bind_host(device, host_fingerprint())
     if args.json:
         print_json(profile.to_dict())
     else:

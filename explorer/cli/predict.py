@@ -92,7 +92,9 @@ def _print_metrics(title: str, metrics: dict) -> None:
     repeat = metrics.get("repeatability")
     console.print("device repeatability: " + (
         "no repeated measurements" if not repeat else
-        f"{repeat['median_deviation_pct']:.2g} % median deviation of repeats, {repeat['within_10']:.3g} % within +-10 %"))
+        f"{repeat.get('pairs_within_10', float('nan')):.3g} % of {repeat.get('pairs', 0)} repeat pairs within +-10 % of "
+        f"each other (median pair deviation {repeat.get('median_pair_deviation_pct', float('nan')):.2g} %); "
+        f"{repeat['median_deviation_pct']:.2g} % median deviation from each architecture's median"))
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -83,7 +83,10 @@ def _score(args: argparse.Namespace) -> int:
     for objective, entry in result["details"].items():
         note = entry.get("unavailable", "")
         if "std" in entry:
-            note = f"+/- {entry['std']:.2f}" + (f"; EXTRAPOLATION: {'; '.join(entry['reasons'])}" if entry["extrapolation"] else "")
+            low, high = entry["interval_90"]
+            nearest = entry["nearest_result"]
+            note = (f"~90 % interval {low:.1f}-{high:.1f}; nearest result {nearest['name']} ({nearest['top1']:.1f} %)"
+                    + (f"; EXTRAPOLATION: {'; '.join(entry['reasons'])}" if entry["extrapolation"] else ""))
         elif entry.get("cached"):
             note = "cached"
         seconds = entry.get("seconds")
@@ -117,8 +120,22 @@ def _report(args: argparse.Namespace) -> int:
         console.print(table)
     if report.surrogate:
         loo = report.surrogate["loo"]
-        console.print(f"surrogate top-1 (predicted), leave-one-out on {loo['n']} ImageNet results: MAE {loo['mae']:.2f}, "
-                      f"RMSE {loo['rmse']:.2f}, max {loo['max_abs_error']:.2f} points, Kendall tau {loo['kendall_tau']:.2f}")
+        console.print(f"surrogate top-1 (predicted, variant {report.surrogate['variant']}), leave-one-out on {loo['n']} "
+                      f"ImageNet results: MAE {loo['mae']:.2f}, RMSE {loo['rmse']:.2f}, max {loo['max_abs_error']:.2f} "
+                      f"points, Kendall tau {loo['kendall_tau']:.2f}, ~90 % intervals cover {loo['coverage_90']:.0%}")
+        table = Table(title="surrogate variants, leave-one-out (the smallest MAE serves)")
+        for column in ("variant", "MAE", "Kendall tau", "~90 % coverage"):
+            table.add_column(column)
+        for name, row in report.surrogate["variants_loo"].items():
+            table.add_row(name, f"{row['mae']:.2f}", f"{row['kendall_tau']:.2f}", f"{row['coverage_90']:.0%}")
+        console.print(table)
+        table = Table(title="surrogate, leave-one-family-out (fitted without the family)")
+        for column in ("family", "n", "MAE", "bias", "Kendall tau", "~90 % coverage"):
+            table.add_column(column)
+        for family, row in report.surrogate["leave_one_family_out"].items():
+            table.add_row(family, str(row["n"]), f"{row['mae']:.2f}", f"{row['bias']:+.2f}",
+                          _signed(row["kendall_tau"] if row["n"] > 2 else None), f"{row['interval_covers']:.0%}")
+        console.print(table)
     for finding in report.findings:
         console.print(f"- {finding}", highlight=False)
     console.print(f"default accuracy objective: [bold]{report.default}[/bold] ({report.default_reason})", highlight=False)

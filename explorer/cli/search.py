@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from explorer.cli.common import add_db, add_json, console, errors, print_json
+from explorer.cli.common import add_db, add_json, console, errors, fail, print_json
 
 DASHBOARD_DIR = "out/dashboards"
 
@@ -22,8 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--device", required=True, help="device name or alias (see `explorer devices`)")
     search.add_argument("--budget", required=True, help="latency budget per image, e.g. 40ms, 0.04s, 40000us")
     search.add_argument("--objective", default="default",
-                        help="accuracy score to maximise (default: the score with the best evidence; "
-                             "see `explorer proxy report`)")
+                        help="accuracy score to maximise (default: the score with the best evidence, the "
+                             "surrogate's pessimistic bound when it wins; see `explorer proxy report`)")
+    search.add_argument("--explore", action="store_true",
+                        help="maximise the surrogate's optimistic bound (95 %% quantile) instead: favours shapes "
+                             "nobody has trained, to find what is worth training next")
     search.add_argument("--space", default=DEFAULT_SPACE, metavar="NAME",
                         help=f"design space to search: {', '.join(space_names())} (all: every family; "
                              f"default: {DEFAULT_SPACE})")
@@ -88,6 +91,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_db(export)
     add_json(export)
     export.set_defaults(handler=_export)
+    _register_suggest(subparsers)
+
+
+def _register_suggest(subparsers: argparse._SubParsersAction) -> None:
+    from explorer.search import DEFAULT_SPACE, space_names
+
+    suggest = subparsers.add_parser(
+        "suggest", help="architectures whose training would most improve the accuracy reachable within a budget")
+    suggest.add_argument("--device", required=True, help="device name or alias")
+    suggest.add_argument("--budget", required=True, help="latency budget per image, e.g. 40ms")
+    suggest.add_argument("--n", type=int, default=4, help="how many to suggest (default 4)")
+    suggest.add_argument("--space", default=DEFAULT_SPACE, metavar="NAME",
+                         help=f"design space: {', '.join(space_names())} (default {DEFAULT_SPACE})")
+    suggest.add_argument("--pool", type=int, default=2000, help="random candidates scored (default 2000)")
+    suggest.add_argument("--seed", type=int, default=0)
+    suggest.add_argument("--resolution", type=int, default=224)
+    suggest.add_argument("--to", default=None, metavar="DIR", help="export the suggestions ready to train")
+    add_json(suggest)
+    add_db(suggest)
+    suggest.set_defaults(handler=_suggest)
 
 
 def _add_storage(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +158,11 @@ def _search(args: argparse.Namespace) -> int:
     db = open_database(args.db)
     with db.session() as session:
         device = resolve_device(session, args.device).name
-    evaluator = Evaluator(load_latency_model(db, device), ScoreObjective(db, args.objective))
+    if args.explore and args.objective != "default":
+        return fail(f"--explore searches the surrogate's optimistic bound; it cannot be combined with "
+                    f"--objective {args.objective}")
+    objective = "surrogate-optimistic" if args.explore else args.objective
+    evaluator = Evaluator(load_latency_model(db, device), ScoreObjective(db, objective))
     settings = SearchSettings(device, budget, evaluator.objective.name, args.trials, args.sampler, args.seed,
                               args.resolution, args.study, space=args.space)
     storage = _storage(args)
@@ -167,17 +194,24 @@ def _fmt_knobs(knobs: dict) -> str:
 
 def _candidate_table(title: str, rows: list[dict], label_column: str, score_label: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for column in (label_column, "family", "arch id", "knobs", "MACs (M)", "params (M)",
-                   "latency ms (predicted) [interval]", score_label, "nearest preset"):
+    for column in (label_column, "family", "arch id", "knobs", "px", "MACs (M)", "params (M)",
+                   "latency ms (predicted) [interval]", score_label,
+                   "top-1 % (surrogate, predicted) [~90 %]", "nearest known result"):
         table.add_column(column, justify="right" if "(M)" in column or "ms" in column else "left")
     for row in rows:
         label = row["name"] if row["trial"] is None else str(row["trial"])
         if row["trial"] is None and not row["meets_budget"]:
             label += " (over budget)"
-        table.add_row(label, row["family"], row["arch_id"], _fmt_knobs(row["knobs"]), f"{row['macs'] / 1e6:.0f}",
-                      f"{row['params'] / 1e6:.2f}",
+        accuracy = row.get("accuracy")
+        top1 = nearest = "-"
+        if accuracy:
+            low, high = accuracy["interval_90"]
+            top1 = f"{accuracy['mean']:.1f} [{low:.1f}, {high:.1f}]" + (" (extrapolation)" if accuracy["extrapolation"] else "")
+            nearest = f"{accuracy['nearest_result']['name']} ({accuracy['nearest_result']['top1']:.1f} %)"
+        table.add_row(label, row["family"], row["arch_id"], _fmt_knobs(row["knobs"]), str(row["resolution"]),
+                      f"{row['macs'] / 1e6:.0f}", f"{row['params'] / 1e6:.2f}",
                       f"{row['latency_ms']:.1f} [{row['low_ms']:.1f}, {row['high_ms']:.1f}]", f"{row['score']:.4g}",
-                      f"{row['nearest_preset']} ({row['preset_distance']:.2f})")
+                      top1, nearest)
     return table
 
 
@@ -263,6 +297,56 @@ def _verify(args: argparse.Namespace) -> int:
         console.print(f"Bundle of the architectures still to measure: {Path(args.bundle).resolve()} (copy it to "
                       "the device, run `python3 runner.py` there, then `explorer ingest` its results file and "
                       "re-run this command)", highlight=False)
+    return 0
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from explorer.db import open_database, resolve_device
+    from explorer.export import ExportItem, export_many
+    from explorer.search import check_space, load_latency_model, parse_budget
+    from explorer.search.suggest import candidate_pool, suggest_batch
+    from predictors.results import load_surrogate, mean_by_architecture, surrogate_training_results
+
+    budget = parse_budget(args.budget)
+    check_space(args.space)
+    if args.n < 1 or args.pool < 1:
+        return fail(f"--n {args.n} / --pool {args.pool}: both must be positive integers")
+    db = open_database(args.db)
+    with db.session() as session:
+        device = resolve_device(session, args.device).name
+    latency = load_latency_model(db, device)
+    surrogate = load_surrogate(db)
+    known, top1, _ = mean_by_architecture(surrogate_training_results(db))
+    pool = candidate_pool(args.space, known, args.pool, args.seed, args.resolution)
+    picks = suggest_batch(pool, surrogate, latency, budget, args.n, known, top1)
+    rows = [p.to_dict() for p in picks]
+    exported = []
+    if args.to and picks:
+        items = [ExportItem(f"suggestion-{i + 1}-{row['arch_id']}", p.config, "explorer suggest",
+                            scores=(("surrogate top-1 (predicted mean), ImageNet %", p.mean),))
+                 for i, (p, row) in enumerate(zip(picks, rows))]
+        exported = [str(r.directory) for r in export_many(items, args.to) if r.ok]
+    if args.json:
+        print_json({"device": device, "budget_ms": budget, "space": args.space, "pool": len(pool),
+                    "surrogate_variant": surrogate.variant, "suggestions": rows, "exported": exported})
+        return 0
+    table = Table(title=f"Train next for {device} within {budget:g} ms (expected improvement of the best top-1 "
+                        "reachable in budget; surrogate predictions, not results)", title_justify="left")
+    for column in ("#", "arch id", "family", "px", "EI (points)", "top-1 % (predicted) [~90 %]",
+                   "latency ms (predicted) [high]", "nearest known result"):
+        table.add_column(column)
+    for i, row in enumerate(rows, 1):
+        low, high = row["top1_interval_90"]
+        table.add_row(str(i), row["arch_id"], row["family"], str(row["resolution"]),
+                      f"{row['expected_improvement']:.2f}", f"{row['top1_mean']:.1f} [{low:.1f}, {high:.1f}]",
+                      f"{row['latency_ms']:.1f} [{row['latency_high_ms']:.1f}]", row["nearest_result"])
+    console.print(table)
+    if not rows:
+        console.print("No candidate meets the budget: raise --budget or --pool.")
+    for path in exported:
+        console.print(f"exported {path}", highlight=False)
+    if rows:
+        console.print("Train them, then `explorer results import RESULTS.csv` updates the surrogate and the front.")
     return 0
 
 

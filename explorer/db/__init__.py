@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from explorer.architectures import NAMED_ARCHITECTURES, name_of
 from explorer.db.database import Database, database_url, head_revision, open_database
+from explorer.db.hosts import host_id
 from explorer.db.models import (
     AccuracyResult,
     Architecture,
@@ -44,8 +45,57 @@ def device_names(session: Session) -> list[str]:
             for d in session.scalars(select(Device).order_by(Device.name))]
 
 
+LOCAL = "local"
+
+
+class OtherHostError(UserError):
+    """``local`` (or a named measured profile) belongs to another host than this one."""
+
+
+def describe_host(host: dict | None) -> str:
+    if not host:
+        return "no host yet"
+    return f"{host.get('cpu') or 'unknown CPU'}, {host.get('cores') or '?'} cores, host id {host.get('host_id')}"
+
+
+def local_device(session: Session) -> Device:
+    """The profile of the host running this command: the measured profile bound to this host's
+    id, else the ``local`` profile while no other host has claimed it."""
+    me = host_id()
+    for device in session.scalars(select(Device).where(Device.provenance == "measured")):
+        if (device.host or {}).get("host_id") == me:
+            return device
+    device = session.get(Device, LOCAL)
+    if device is None:
+        raise UnknownDeviceError(LOCAL, device_names(session))
+    owner = (device.host or {}).get("host_id")
+    if owner not in (None, me):
+        raise OtherHostError(
+            f"device 'local' in this database is another host ({describe_host(device.host)}); this host "
+            f"(id {me}) has no profile yet: add one with `explorer devices add --name NAME --this-host` "
+            "and measure with --device NAME")
+    return device
+
+
+def bind_host(device: Device, fingerprint: dict) -> None:
+    """Claim ``device`` for the host that measures on it now, or refuse if it is another's."""
+    me = host_id()
+    owner = (device.host or {}).get("host_id")
+    if owner is not None and owner != me:
+        raise OtherHostError(
+            f"device {device.name!r} holds measurements of another host ({describe_host(device.host)}); "
+            f"this host is {fingerprint.get('cpu')}, {fingerprint.get('cores')} cores, id {me}: measure with "
+            "--device local, or add a profile with `explorer devices add --name NAME --this-host`")
+    if owner is None:
+        device.host = {"host_id": me, "cpu": fingerprint.get("cpu"), "cores": fingerprint.get("cores"),
+                       "machine": fingerprint.get("machine"), "os": fingerprint.get("os")}
+
+
 def resolve_device(session: Session, name: str) -> Device:
-    """The stored device called ``name`` or having ``name`` as an alias."""
+    """The stored device called ``name`` or having ``name`` as an alias; ``local`` is the
+    profile of the host running this command (:func:`local_device`)."""
+    if name == LOCAL:
+        return local_device(session)
     device = session.get(Device, name)
     if device is not None:
         return device
@@ -83,10 +133,15 @@ def _fill_counts(row: Architecture, config: ArchConfig) -> None:
     row.params, row.macs, row.op_summary = table.params, table.macs, table.by_class()
 
 
+BUSY_FLAG = "busy"
+
+
 def ok_measurements(session: Session, device: str | Device, backend: str | None = None,
-                    batch: int | None = None, threads: int | None = None) -> list[Measurement]:
+                    batch: int | None = None, threads: int | None = None, *,
+                    include_busy: bool = False) -> list[Measurement]:
     """The current successful measurement of each architecture on ``device`` (name or alias):
-    the latest one per (architecture, backend, batch, threads), in measurement order."""
+    the latest one per (architecture, backend, batch, threads), in measurement order. Rows
+    measured on a busy machine (flag ``busy``) are left out unless ``include_busy``."""
     name = device.name if isinstance(device, Device) else resolve_device(session, device).name
     query = select(Measurement).where(Measurement.device == name, Measurement.status == "ok")
     for column, value in ((Measurement.backend, backend), (Measurement.batch, batch),
@@ -95,7 +150,8 @@ def ok_measurements(session: Session, device: str | Device, backend: str | None 
             query = query.where(column == value)
     latest: dict[tuple, Measurement] = {}
     for row in session.scalars(query.order_by(Measurement.id)):
-        latest[(row.arch_id, row.backend, row.batch, row.threads)] = row
+        if include_busy or BUSY_FLAG not in (row.flags or ()):
+            latest[(row.arch_id, row.backend, row.batch, row.threads)] = row
     return sorted(latest.values(), key=lambda m: m.id)
 
 
@@ -119,19 +175,25 @@ def list_measurements(session: Session, device: str | None = None, provenance: s
 
 
 __all__ = [
+    "BUSY_FLAG",
     "AccuracyResult",
     "Architecture",
     "Base",
     "Database",
     "Device",
     "Measurement",
+    "OtherHostError",
     "Predictor",
     "ProxyScore",
     "UnknownDeviceError",
+    "bind_host",
     "database_url",
+    "describe_host",
     "device_names",
     "head_revision",
+    "host_id",
     "list_measurements",
+    "local_device",
     "ok_measurements",
     "open_database",
     "resolve_device",

@@ -136,13 +136,27 @@ def _seed_builtin_devices(database: Database) -> None:
         pass  # another process seeded the same rows between our select and insert
 
 
+class NotADatabaseError(UserError):
+    """The URL or file does not hold a database the tool can open."""
+
+
+def _first_line(err: Exception) -> str:
+    return str(getattr(err, "orig", err)).splitlines()[0]
+
+
 def open_database(url: str | os.PathLike[str] | None = None) -> Database:
     """Open (creating or upgrading as needed) the database at ``url``: a SQLAlchemy URL or a
     path; ``None`` means ``$EXPLORER_DB`` or ``measurements.db`` at the repository root."""
     engine = make_engine(database_url(url))
     head = head_revision()
     for attempt in range(MIGRATION_ATTEMPTS):
-        if current_revision(engine) == head:
+        try:
+            revision = current_revision(engine)
+        except DBAPIError as err:
+            engine.dispose()
+            raise NotADatabaseError(f"{engine.url.render_as_string(hide_password=True)} cannot be opened as a "
+                                    f"measurement database ({_first_line(err)}); nothing was changed") from None
+        if revision == head:
             break
         try:
             upgrade(engine)

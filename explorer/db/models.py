@@ -48,6 +48,11 @@ class Device(Base):
     default_batch: Mapped[int] = mapped_column(Integer, default=1)
     provenance: Mapped[str] = mapped_column(String(16), default="measured")
     source: Mapped[str | None] = mapped_column(Text)
+    #: The host a measured profile belongs to (``host_id``, CPU, cores); None until a host
+    #: measures under it. Published profiles have none.
+    host: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: What ``explorer devices probe`` found (thread counts and their repeatability).
+    probe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Architecture(Base):

@@ -38,7 +38,7 @@ from rich.progress import (
 from sqlalchemy import select
 
 from explorer.architectures import NAMED_ARCHITECTURES, family_of, flat_space, name_of, resolve
-from explorer.db import Database, Device, Measurement, resolve_device, upsert_architecture
+from explorer.db import BUSY_FLAG, Database, Device, Measurement, bind_host, resolve_device, upsert_architecture
 from explorer.errors import UserError
 from explorer.measure.backends import Backend, Prepared, get_backend
 from explorer.measure.protocol import ProtocolResult, ProtocolSettings, host_fingerprint, measure
@@ -183,8 +183,9 @@ class LocalTransport(Transport):
     """Measures on this host, in this process. ONNX files go to ``workdir`` (a temporary
     directory by default)."""
 
-    def __init__(self, workdir: str | Path | None = None):
+    def __init__(self, workdir: str | Path | None = None, on_wait: Callable[[dict], None] | None = None):
         self.workdir = workdir
+        self.on_wait = on_wait
 
     def check(self, device: Device, backend: str) -> None:
         get_backend(backend).check_available()
@@ -192,6 +193,7 @@ class LocalTransport(Transport):
             raise UserError(f"device {device.name!r} has published figures only and is not this host; "
                              "measure it remotely (explorer bundle, or --ssh) or use a measured device "
                              "such as 'local'")
+        bind_host(device, host_fingerprint())
 
     def run(self, jobs, protocol, reference):
         if not jobs:
@@ -199,7 +201,7 @@ class LocalTransport(Transport):
         first = jobs[0]
         backend = get_backend(first.backend)
         with tempfile.TemporaryDirectory(prefix="explorer-measure-") as tmp:
-            bench = _Bench(backend, protocol, Path(self.workdir or tmp), host_fingerprint())
+            bench = _Bench(backend, protocol, Path(self.workdir or tmp), host_fingerprint(), self.on_wait)
             if reference is not None:
                 bench.reference = backend.prepare(reference, reference.build(), batch=first.batch,
                                                   threads=first.threads, workdir=bench.workdir)
@@ -221,6 +223,7 @@ class _Bench:
     protocol: ProtocolSettings
     workdir: Path
     fingerprint: dict[str, Any]
+    on_wait: Callable[[dict], None] | None = None
     reference: Prepared | None = None
     reference_info: dict[str, Any] | None = None
 
@@ -235,7 +238,8 @@ class _Bench:
             stage = "run"
             try:
                 result = measure(prepared.timer, self.protocol,
-                                 self.reference.timer if self.reference is not None else None)
+                                 self.reference.timer if self.reference is not None else None,
+                                 on_wait=self.on_wait)
             finally:
                 prepared.close()
         except Exception as err:  # noqa: BLE001 - a failing config is a result, not a crash
@@ -244,7 +248,8 @@ class _Bench:
                                                   f"({Path(last.filename).name}:{last.lineno})",
                              host=self.fingerprint, started_at=started, ended_at=_now())
         settings = {**prepared.settings, "protocol": self.protocol.to_dict(), "reference": self.reference_info}
-        host = {**self.fingerprint, "load_before": result.load_before, "load_after": result.load_after}
+        host = {**self.fingerprint, "load_before": result.load_before, "load_after": result.load_after,
+                "load_during": result.load_during}
         return JobResult(job, "ok", result, settings=settings, model_sha256=prepared.model_sha256,
                          host=host, started_at=started, ended_at=_now())
 
@@ -395,11 +400,13 @@ def plan_campaign(database: Database, spec: CampaignSpec, samplers: Mapping[str,
         configs = list({arch_id(c): c for c in samplers[spec.sampler](request)}.values())
         done: set[str] = set()
         if not spec.force:
-            done = set(session.scalars(select(Measurement.arch_id).where(
+            # a result measured on a busy machine does not count as done: a re-run measures it again
+            done = {key for key, flags in session.execute(select(Measurement.arch_id, Measurement.flags).where(
                 Measurement.device == device.name, Measurement.backend == backend, Measurement.batch == batch,
                 Measurement.threads.is_(None) if threads is None else Measurement.threads == threads,
                 Measurement.provenance == "measured",
-                *((Measurement.status == "ok",) if spec.retry_failed else ()))))
+                *((Measurement.status == "ok",) if spec.retry_failed else ())))
+                if BUSY_FLAG not in (flags or ())}
         jobs = tuple(Job(c, backend, batch, threads) for c in configs if arch_id(c) not in done)
         return CampaignPlan(device.name, backend, batch, threads, jobs, len(configs) - len(jobs))
 
@@ -415,20 +422,27 @@ def run_campaign(database: Database, spec: CampaignSpec, *, transport: Transport
                  show_progress: bool = False) -> CampaignReport:
     """Plan, then measure every job through ``transport`` (this host by default), committing
     each result at once. ``callback`` sees each stored result (after its commit)."""
-    transport = transport or LocalTransport()
     plan = plan_campaign(database, spec, samplers)
-    with database.session() as session:
-        transport.check(resolve_device(session, plan.device), plan.backend)
     label = spec.label()
-    if not plan.jobs:
-        return CampaignReport(label, plan.device, 0, 0, plan.skipped, drift_threshold=spec.protocol.drift_threshold)
     checks = tuple(Job(resolve(name), plan.backend, plan.batch, plan.threads, name, DRIFT_CHECK_FLAG)
                    for name in spec.drift_check)
     jobs = checks + plan.jobs + checks
     counts = {"ok": 0, "failed": 0}
     check_rows: dict[str, list[Measurement]] = {name: [] for name in spec.drift_check}
     with (_progress() if show_progress else _NoProgress()) as progress:
-        task = progress.add_task(f"measuring on {plan.device}", total=len(jobs))
+        description = f"measuring on {plan.device}"
+        task = progress.add_task(description, total=len(jobs))
+
+        def show_wait(load: dict) -> None:
+            progress.update(task, description=f"waiting for a quiet machine: others use {load['other_cores']:.2f} "
+                                              f"cores ({load['waited_s']:.0f} of {load['limit_s']:.0f} s)")
+
+        transport = transport or LocalTransport(on_wait=show_wait)
+        with database.session() as session:
+            transport.check(resolve_device(session, plan.device), plan.backend)
+        if not plan.jobs:
+            return CampaignReport(label, plan.device, 0, 0, plan.skipped,
+                                  drift_threshold=spec.protocol.drift_threshold)
         reference = resolve(*spec.reference) if spec.reference else None
         for outcome in transport.run(jobs, spec.protocol, reference):
             with database.session() as session:
@@ -437,6 +451,7 @@ def run_campaign(database: Database, spec: CampaignSpec, *, transport: Transport
                 check_rows[outcome.job.name].append(row)
             else:
                 counts[outcome.status] += 1
+            progress.update(task, description=description)
             progress.advance(task)
             if callback is not None:
                 callback(outcome)
@@ -466,4 +481,7 @@ class _NoProgress:
         return 0
 
     def advance(self, task: int) -> None:
+        return None
+
+    def update(self, task: int, **kwargs) -> None:
         return None

@@ -2,10 +2,15 @@
 with only numpy and onnxruntime) runs exactly this code (the bundle's runner embeds this file).
 
 One measurement (see docs/measuring-on-noisy-machines.md):
+- a **quiet-machine guard** first: other processes' CPU time is read from ``/proc/stat``; while
+  they use more than ``busy_cores`` cores the measurement waits (up to ``quiet_wait_s``), and
+  load during the timing itself means one more try after a quiet spell; what is measured anyway
+  carries the ``busy`` flag with the load figures (``allow_busy`` measures at once, flagged);
 - the caller makes the inputs beforehand; ``warmup`` untimed runs first;
 - timed runs in blocks, each target block followed by a block of a fixed reference model
-  (A B A B ...), so that latency can also be stored relative to the reference, which is far less
-  hostage to a noisy neighbour than the absolute figure;
+  (A B A B ...) for drift detection and, where a device's repeats show it helps, normalisation;
+  after every switch between the two models ``switch_warmup`` untimed runs come first, since the
+  first runs after a switch are 1.7-2.2x slower (cold caches and thread pools);
 - adaptive stopping: after ``min_samples``, stop as soon as the 95 % confidence interval of the
   median is within +-``target_rel_ci`` of the median, or at ``max_samples`` or ``time_limit_s``;
 - flags: ``high-spread`` (coefficient of variation above ``cv_threshold``) and ``drift`` (the
@@ -36,6 +41,7 @@ HIGH_SPREAD = "high-spread"
 DRIFT = "drift"
 REMEASURED = "remeasured"
 TIME_LIMIT = "time-limit"
+BUSY = "busy"
 
 
 @dataclass(frozen=True)
@@ -56,13 +62,22 @@ class ProtocolSettings:
     cv_threshold: float = 0.15
     drift_threshold: float = 0.10
     remeasure: bool = True
+    switch_warmup: int = 3
+    busy_cores: float = 0.3
+    quiet_wait_s: float = 600.0
+    quiet_window_s: float = 0.5
+    allow_busy: bool = False
 
     def __post_init__(self) -> None:
         for name in ("block_size", "reference_block_size", "min_samples", "max_samples"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {self.warmup!r}")
+        for name in ("warmup", "switch_warmup"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        for name in ("busy_cores", "quiet_wait_s", "quiet_window_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.max_samples < self.min_samples:
             raise ValueError(f"max_samples ({self.max_samples}) must be >= min_samples ({self.min_samples})")
         if not 0 < self.target_rel_ci < 1:
@@ -113,6 +128,7 @@ class ProtocolResult:
     warmup: int = 0
     load_before: dict = field(default_factory=dict)
     load_after: dict = field(default_factory=dict)
+    load_during: dict = field(default_factory=dict)
 
     @property
     def relative_to_reference(self) -> float | None:
@@ -205,10 +221,16 @@ def _block(timer: Timer, size: int) -> list[float]:
     return [timer() for _ in range(size)]
 
 
+def _untimed(timer: Timer, runs: int) -> None:
+    for _ in range(runs):
+        timer()
+
+
 def measure_once(target: Timer, settings: ProtocolSettings, reference: Timer | None = None,
                  *, clock: Callable[[], float] = time.monotonic) -> ProtocolResult:
     """One adaptive measurement of ``target`` (interleaved with ``reference`` if given)."""
     load_before = load_snapshot()
+    cpu_start = cpu_counters()
     for _ in range(settings.warmup):
         target()
     if reference is not None:
@@ -222,10 +244,13 @@ def measure_once(target: Timer, settings: ProtocolSettings, reference: Timer | N
     timed_out = False
     while True:
         size = min(settings.block_size, settings.max_samples - len(samples))
+        if reference is not None:
+            _untimed(target, settings.switch_warmup)
         block = _block(target, size)
         samples.extend(block)
         blocks.append(float(np.median(block)))
         if reference is not None:
+            _untimed(reference, settings.switch_warmup)
             ref_block = _block(reference, settings.reference_block_size)
             ref_samples.extend(ref_block)
             ref_blocks.append(float(np.median(ref_block)))
@@ -234,29 +259,122 @@ def measure_once(target: Timer, settings: ProtocolSettings, reference: Timer | N
         if clock() >= deadline and len(samples) >= settings.min_samples:
             timed_out = True
             break
+    load_during = other_load(cpu_start, cpu_counters())
     stats = summarize(samples, settings.confidence)
     flags = quality_flags(stats, blocks, ref_blocks, settings)
     if timed_out and stats.rel_ci_half_width > settings.target_rel_ci:
         flags += (TIME_LIMIT,)
+    if is_busy(load_during, settings):
+        flags += (BUSY,)
     return ProtocolResult(
         samples=tuple(samples), block_medians=tuple(blocks), stats=stats,
         reference_samples=tuple(ref_samples), reference_block_medians=tuple(ref_blocks),
         reference_stats=summarize(ref_samples, settings.confidence) if ref_samples else None,
-        flags=flags, warmup=settings.warmup, load_before=load_before, load_after=load_snapshot())
+        flags=flags, warmup=settings.warmup, load_before=load_before, load_after=load_snapshot(),
+        load_during=load_during)
 
 
 def measure(target: Timer, settings: ProtocolSettings = ProtocolSettings(), reference: Timer | None = None,
-            *, clock: Callable[[], float] = time.monotonic) -> ProtocolResult:
-    """:func:`measure_once`, repeated once when the first attempt is flagged for spread or
-    drift; the attempt with fewer flags (then the narrower CI) is kept and marked ``remeasured``.
-    An attempt that ran out of time is not repeated: the machine is too slow or too busy for a
-    second one to do better within the budget, and the flags stay on the result."""
+            *, clock: Callable[[], float] = time.monotonic,
+            on_wait: Callable[[dict], None] | None = None) -> ProtocolResult:
+    """Wait for a quiet machine (:func:`wait_for_quiet`), then :func:`measure_once`. A first
+    attempt that other processes disturbed is repeated after the next quiet spell; one flagged
+    for spread or drift is repeated once; the attempt with fewer flags (then the narrower CI) is
+    kept and marked ``remeasured``. An attempt that ran out of time is not repeated for spread:
+    the machine is too slow for a second one to do better within the budget."""
+    waited = wait_for_quiet(settings, on_wait=on_wait)
     first = measure_once(target, settings, reference, clock=clock)
-    if not settings.remeasure or TIME_LIMIT in first.flags or not {HIGH_SPREAD, DRIFT} & set(first.flags):
-        return first
-    second = measure_once(target, settings, reference, clock=clock)
-    best = min((first, second), key=lambda r: (len(r.flags), r.stats.rel_ci_half_width))
-    return replace(best, flags=best.flags + (REMEASURED,))
+    if BUSY in first.flags and not settings.allow_busy and wait_for_quiet(settings, on_wait=on_wait).quiet:
+        second = measure_once(target, settings, reference, clock=clock)
+        first = second if BUSY not in second.flags else first
+        first = replace(first, flags=first.flags + (REMEASURED,))
+    elif (settings.remeasure and TIME_LIMIT not in first.flags and BUSY not in first.flags
+          and {HIGH_SPREAD, DRIFT} & set(first.flags)):
+        second = measure_once(target, settings, reference, clock=clock)
+        best = min((first, second), key=lambda r: (len(r.flags), r.stats.rel_ci_half_width))
+        first = replace(best, flags=best.flags + (REMEASURED,))
+    if not waited.quiet and BUSY not in first.flags:
+        first = replace(first, flags=first.flags + (BUSY,))
+    return replace(first, load_before={**first.load_before, "quiet_wait": waited.to_dict()})
+
+
+@dataclass(frozen=True)
+class CpuCounters:
+    """Cumulative CPU seconds of the whole machine (busy and stolen) and of this process."""
+
+    wall: float
+    machine_busy: float
+    machine_steal: float
+    own: float
+
+
+def cpu_counters() -> CpuCounters | None:
+    """A snapshot of ``/proc/stat`` and this process's CPU time; None where there is no
+    ``/proc/stat`` (not Linux): the guard then relies on nothing and says so."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 8:
+        return None
+    ticks = [int(v) for v in fields[1:]]
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    user, nice, system, _idle, _iowait, irq, softirq = ticks[:7]
+    steal = ticks[7] if len(ticks) > 7 else 0
+    times = os.times()
+    return CpuCounters(time.monotonic(), (user + nice + system + irq + softirq) / hz, steal / hz,
+                       times.user + times.system)
+
+
+def other_load(start: CpuCounters | None, end: CpuCounters | None) -> dict:
+    """Cores used by other processes (and stolen by the hypervisor) between two snapshots."""
+    if start is None or end is None or end.wall <= start.wall:
+        return {"other_cores": None, "steal_cores": None, "seconds": None}
+    wall = end.wall - start.wall
+    others = (end.machine_busy - start.machine_busy) - (end.own - start.own)
+    return {"other_cores": round(max(others, 0.0) / wall, 3),
+            "steal_cores": round((end.machine_steal - start.machine_steal) / wall, 3),
+            "seconds": round(wall, 3)}
+
+
+def is_busy(load: dict, settings: ProtocolSettings) -> bool:
+    return load.get("other_cores") is not None and load["other_cores"] > settings.busy_cores
+
+
+@dataclass(frozen=True)
+class QuietWait:
+    """What :func:`wait_for_quiet` saw: whether the machine was quiet in the end, how long it
+    waited and the last load figures."""
+
+    quiet: bool
+    waited_s: float
+    load: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def wait_for_quiet(settings: ProtocolSettings, *, on_wait: Callable[[dict], None] | None = None,
+                   sleep: Callable[[float], None] = time.sleep) -> QuietWait:
+    """Poll other processes' CPU use in windows of ``settings.quiet_window_s`` until one window
+    is quiet or ``settings.quiet_wait_s`` has passed. ``on_wait`` sees the load of every busy
+    window (a progress display shows that the measurement waits). With ``allow_busy`` it returns
+    after one window; a window of 0 s turns the wait off (load during timing is still recorded)."""
+    if settings.quiet_window_s <= 0:
+        return QuietWait(True, 0.0, {"other_cores": None, "steal_cores": None, "seconds": 0.0})
+    start = time.monotonic()
+    while True:
+        before = cpu_counters()
+        sleep(settings.quiet_window_s)
+        load = other_load(before, cpu_counters())
+        waited = time.monotonic() - start
+        if not is_busy(load, settings) or settings.allow_busy:
+            return QuietWait(not is_busy(load, settings), round(waited, 2), load)
+        if waited >= settings.quiet_wait_s:
+            return QuietWait(False, round(waited, 2), load)
+        if on_wait is not None:
+            on_wait({**load, "waited_s": round(waited, 1), "limit_s": settings.quiet_wait_s})
 
 
 def perf_timer(run: Callable[[], object]) -> Timer:

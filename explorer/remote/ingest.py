@@ -133,7 +133,8 @@ def _protocol_result(data: Any) -> ProtocolResult:
         reference_block_medians=_numbers(data, "reference_block_medians"),
         reference_stats=None if reference is None else _stats(reference, "reference_stats"),
         flags=tuple(flags), warmup=_require(data, "warmup", int),
-        load_before=_require(data, "load_before", dict), load_after=_require(data, "load_after", dict))
+        load_before=_require(data, "load_before", dict), load_after=_require(data, "load_after", dict),
+        load_during=data.get("load_during") if isinstance(data.get("load_during"), dict) else {})
 
 
 def parse_result(text: str, manifest: Manifest | None = None) -> ParsedResult:
@@ -172,7 +173,7 @@ def parse_result(text: str, manifest: Manifest | None = None) -> ParsedResult:
     error = _require(record, "error", str) if status == "failed" else None
     host = dict(_require(record, "host", dict))
     if result is not None:
-        host.update(load_before=result.load_before, load_after=result.load_after)
+        host.update(load_before=result.load_before, load_after=result.load_after, load_during=result.load_during)
     job = Job(config, backend, batch, threads, _require(record, "name", str, optional=True),
               _require(record, "purpose", str))
     outcome = JobResult(job, status, result, error, settings=dict(_require(record, "settings", dict)),

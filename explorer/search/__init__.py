@@ -13,7 +13,9 @@ with the keys
 * ``study``, ``storage``, ``space``, ``device``, ``budget_ms``, ``resolution``, ``objective``
   (score name), ``objective_label`` (what the score is, e.g. "surrogate top-1 (predicted),
   ImageNet %"), ``predictor`` (name of the latency model);
-* ``trials`` (completed), ``unique_architectures``, ``feasible_trials``, ``pareto_size``;
+* ``trials`` (completed), ``unique_architectures``, ``feasible_trials``, ``pareto_size``,
+  ``shortlist_window`` (for top-1 objectives, the shortlist keeps the front within this many points
+  of its best score; null otherwise);
 * ``shortlist``: 5-10 architectures spread along the feasible Pareto front, fastest first, and
   ``references``: the published models of the searched families at the same resolution. Each
   entry has ``trial`` (study trial number, null for references), ``name`` (preset name, null for
@@ -23,7 +25,10 @@ with the keys
   ``params``, ``nearest_preset``, ``preset_distance`` (the closest published model of the same
   family and knob table, see :mod:`explorer.search.nearest`), ``knobs`` (LowFormer: widths,
   depths, attention, mlp, expansions, head_widths; other families: their flat knobs) and
-  ``config`` (the full config with its ``space``, loadable with ``explorer.resolve``);
+  ``config`` (the full config with its ``space``, loadable with ``explorer.resolve``),
+  ``resolution`` (input side) and ``accuracy`` (the surrogate's view, whatever the objective:
+  ``mean`` predicted top-1 %, ``interval_90``, ``std``, ``nearest_result`` with ``name`` and
+  ``top1``, ``extrapolation`` and ``reasons``; null without enough known results);
 * ``dashboard``: path of the HTML dashboard, or null.
 """
 

@@ -31,6 +31,18 @@ class ScoreObjective:
 
         return score_configs(self._db, configs, self.name)
 
+    def describe(self, configs: Sequence[ArchConfig]) -> list[dict | None]:
+        """The accuracy surrogate's view of each config (predicted top-1, ~90 % interval, nearest
+        known result, extrapolation flags), whatever the objective; None without enough results."""
+        from predictors.proxies.scoring import surrogate_details
+        from predictors.results import NotEnoughResultsError, load_surrogate
+
+        try:
+            surrogate = load_surrogate(self._db)
+        except NotEnoughResultsError:
+            return [None] * len(configs)
+        return [surrogate_details(surrogate, config) for config in configs]
+
 
 def load_latency_model(db: Database, device: str):
     """The device's default predictor; unknown devices and missing predictors become errors that

@@ -19,6 +19,10 @@ from search_spaces.base import ArchConfig
 from search_spaces.lowformer import LowFormerConfig
 
 DEFAULT_TOP = 8
+#: For objectives in top-1 points (the surrogate's), the shortlist keeps the part of the front
+#: within this many points of its best entry: a network predicted several points below what the
+#: budget affords is not one to train for it, however fast it is.
+TOP1_WINDOW = 3.0
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,16 @@ class Candidate:
     def family(self) -> str:
         return family_of(self.config.space)
 
-    def as_dict(self) -> dict:
+    def as_dict(self, accuracy: dict | None = None) -> dict:
+        """JSON-ready row; ``accuracy`` is the surrogate's view of the config (key ``accuracy``:
+        predicted top-1 mean, ``interval_90``, ``nearest_result``, ``extrapolation``)."""
         nearest, distance = nearest_preset(self.config)
         return {
             "trial": self.trial, "name": self.name, "family": self.family, **asdict(self.evaluation),
             "latency_provenance": "predicted", "meets_budget": self.meets_budget,
             "nearest_preset": nearest, "preset_distance": round(distance, 3),
             "knobs": key_knobs(self.config), "config": {"space": self.config.space, **self.config.to_dict()},
+            "resolution": self.config.resolution, "accuracy": accuracy,
         }
 
 
@@ -92,19 +99,29 @@ def spread(front: Sequence, top: int) -> list:
     return [front[i] for i in np.unique(np.round(np.linspace(0, len(front) - 1, top)).astype(int))]
 
 
-def shortlist_rows(rows: Sequence[Row], top: int) -> list[Row]:
+def shortlist_rows(rows: Sequence[Row], top: int, window: float | None = None) -> list[Row]:
     """``top`` rows spread along the front; a front smaller than ``top`` is topped up from the
-    next non-dominated layers (the runners-up), so there are always enough to train."""
+    next non-dominated layers (the runners-up), so there are always enough to train. With
+    ``window``, only rows scoring within ``window`` of the best feasible score are considered."""
     picked, remaining = [], _feasible_unique(rows)
+    if window is not None and remaining:
+        best = max(evaluation.score for _, evaluation in remaining)
+        remaining = [row for row in remaining if row[1].score >= best - window]
     while remaining and len(picked) < top:
         layer, remaining = _split_front(remaining)
         picked += spread(layer, top - len(picked))
     return sorted(picked, key=lambda r: (r[1].latency_ms, -r[1].score))
 
 
+def score_window(objective: str) -> float | None:
+    """The shortlist's window below the best score: :data:`TOP1_WINDOW` for scores in top-1 points."""
+    return TOP1_WINDOW if objective.startswith("surrogate") else None
+
+
 def shortlist(study: optuna.Study, top: int = DEFAULT_TOP) -> list[Candidate]:
+    window = score_window(study.user_attrs.get("objective", ""))
     return [Candidate(trial_config(study, trial), evaluation, True, trial=trial.number)
-            for trial, evaluation in shortlist_rows(evaluations(study), top)]
+            for trial, evaluation in shortlist_rows(evaluations(study), top, window)]
 
 
 def reference_candidates(evaluator: Evaluator, resolution: int, budget_ms: float,
@@ -133,7 +150,14 @@ def search_report(study: optuna.Study, evaluator: Evaluator, top: int = DEFAULT_
         "unique_architectures": len({e.arch_id for _, e in rows}),
         "feasible_trials": sum(feasible(t) for t, _ in rows),
         "pareto_size": len(front),
-        "shortlist": [c.as_dict() for c in shortlist(study, top)],
-        "references": [c.as_dict() for c in reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"],
-                                                                 study_space(study))],
+        "shortlist_window": score_window(attrs["objective"]),
+        "shortlist": _rows(shortlist(study, top), evaluator),
+        "references": _rows(reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"],
+                                                 study_space(study)), evaluator),
     }
+
+
+def _rows(candidates: Sequence[Candidate], evaluator: Evaluator) -> list[dict]:
+    describe = getattr(evaluator.objective, "describe", None)
+    views = describe([c.config for c in candidates]) if describe is not None else [None] * len(candidates)
+    return [c.as_dict(view) for c, view in zip(candidates, views)]

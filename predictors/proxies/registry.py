@@ -12,6 +12,7 @@ from explorer.errors import UserError
 from predictors.proxies.microtask import MICROTASK_VERSION
 from predictors.proxies.size import SIZE_RANK_VERSION
 from predictors.proxies.zero_cost import ZERO_COST_VERSIONS
+from predictors.surrogate import SURROGATE_VERSION
 
 SIZE, ZERO_COST, MICRO_TASK, SURROGATE = "size", "zero-cost", "micro-task", "surrogate"
 
@@ -41,14 +42,20 @@ SCORES: dict[str, ScoreSpec] = {spec.name: spec for spec in (
     ScoreSpec("params", SIZE, "1", "size baseline: #params", False, 0),
     ScoreSpec("macs", SIZE, "1", "size baseline: MACs", False, 1),
     ScoreSpec("size-rank", SIZE, SIZE_RANK_VERSION, "size baseline: rank sum of #params and MACs (0-2)", False, 2),
-    ScoreSpec("surrogate", SURROGATE, "1", "surrogate top-1 (predicted), ImageNet %", False, 3),
-    ScoreSpec("naswot", ZERO_COST, ZERO_COST_VERSIONS["naswot"], "zero-cost proxy: NASWOT log|K|", False, 4),
-    ScoreSpec("zen", ZERO_COST, ZERO_COST_VERSIONS["zen"], "zero-cost proxy: zen-score", False, 5),
-    ScoreSpec("grad-norm", ZERO_COST, ZERO_COST_VERSIONS["grad-norm"], "zero-cost proxy: grad-norm", False, 6),
-    ScoreSpec("synflow", ZERO_COST, ZERO_COST_VERSIONS["synflow"], "zero-cost proxy: synflow (log)", False, 7),
+    ScoreSpec("surrogate", SURROGATE, SURROGATE_VERSION, "surrogate top-1 (predicted mean), ImageNet %", False, 3),
+    ScoreSpec("surrogate-pessimistic", SURROGATE, SURROGATE_VERSION,
+              "surrogate top-1 (predicted, pessimistic 5 % quantile), ImageNet %", False, 4),
+    ScoreSpec("surrogate-optimistic", SURROGATE, SURROGATE_VERSION,
+              "surrogate top-1 (predicted, optimistic 95 % quantile: exploration), ImageNet %", False, 5),
+    ScoreSpec("naswot", ZERO_COST, ZERO_COST_VERSIONS["naswot"], "zero-cost proxy: NASWOT log|K|", False, 6),
+    ScoreSpec("zen", ZERO_COST, ZERO_COST_VERSIONS["zen"], "zero-cost proxy: zen-score", False, 7),
+    ScoreSpec("grad-norm", ZERO_COST, ZERO_COST_VERSIONS["grad-norm"], "zero-cost proxy: grad-norm", False, 8),
+    ScoreSpec("synflow", ZERO_COST, ZERO_COST_VERSIONS["synflow"], "zero-cost proxy: synflow (log)", False, 9),
     ScoreSpec("microtask", MICRO_TASK, MICROTASK_VERSION,
-              "micro-task held-out top-1 % (generated task, not ImageNet)", True, 8),
+              "micro-task held-out top-1 % (generated task, not ImageNet)", True, 10),
 )}
+#: which statistic of the surrogate's predictive distribution each surrogate score is
+SURROGATE_STATISTIC = {"surrogate": "mean", "surrogate-pessimistic": "low", "surrogate-optimistic": "high"}
 
 
 class UnknownObjectiveError(UserError, KeyError):

@@ -23,7 +23,16 @@ from sqlalchemy import select
 from explorer.db import Database, ProxyScore, upsert_architecture
 from explorer.errors import UserError
 from predictors.proxies.microtask import GeneratedTask, MicroTaskError, MicroTaskSettings, Task, microtask
-from predictors.proxies.registry import MICRO_TASK, SCORES, SIZE, SURROGATE, ZERO_COST, ScoreSpec, score_spec
+from predictors.proxies.registry import (
+    MICRO_TASK,
+    SCORES,
+    SIZE,
+    SURROGATE,
+    SURROGATE_STATISTIC,
+    ZERO_COST,
+    ScoreSpec,
+    score_spec,
+)
 from predictors.proxies.size import SizeRankError, macs, params, size_rank
 from predictors.proxies.zero_cost import ZERO_COST_PROXIES, ProxyError, default_scoring_resolution
 from predictors.results import MICRO_TASK as MICRO_TASK_PROVENANCE
@@ -149,8 +158,9 @@ def score_values(db: Database | None, configs: Sequence[ArchConfig], objective: 
             raise UserError("the surrogate is fitted on the database's results; pass a database")
         started = time.perf_counter()
         prediction = load_surrogate(db).predict(configs)
+        values = getattr(prediction, SURROGATE_STATISTIC[spec.name])
         each = (time.perf_counter() - started) / max(1, len(configs))
-        return [ScoreValue(float(v), each, c.resolution, False) for v, c in zip(prediction.mean, configs)]
+        return [ScoreValue(float(v), each, c.resolution, False) for v, c in zip(values, configs)]
     if not spec.cached or db is None:
         if spec.expensive and not options.compute_expensive:
             raise NotCachedError(objective, len(configs))
@@ -201,6 +211,18 @@ def score_configs(db: Database | None, configs: Sequence[ArchConfig], objective:
     return np.array([v.value for v in score_values(db, configs, objective, options, progress)], dtype=np.float64)
 
 
+def surrogate_details(surrogate, config: ArchConfig) -> dict:
+    """The surrogate's view of one config: predicted mean and ~90 % interval (top-1 %), standard
+    deviation, extrapolation flags and the nearest result it rests on."""
+    prediction = surrogate.predict([config])
+    nearest = int(prediction.nearest[0])
+    return {"mean": float(prediction.mean[0]), "std": float(prediction.std[0]),
+            "interval_90": [float(prediction.low[0]), float(prediction.high[0])],
+            "extrapolation": bool(prediction.flagged[0]), "reasons": list(prediction.reasons[0]),
+            "nearest_result": {"name": surrogate.labels_[nearest], "top1": float(surrogate.targets_[nearest])},
+            "surrogate_variant": surrogate.variant}
+
+
 def score_architecture(db: Database | None, config: ArchConfig, objectives: Sequence[str] | None = None,
                        options: ScoringOptions | None = None, name: str | None = None) -> dict:
     """Scores of one architecture as a JSON-ready dict: ``arch_id``, one key per score (None
@@ -230,9 +252,7 @@ def score_architecture(db: Database | None, config: ArchConfig, objectives: Sequ
             out[objective] = None
             entry["unavailable"] = str(err)
         if spec.kind == SURROGATE and out[objective] is not None:
-            prediction = load_surrogate(db).predict([config])
-            entry.update(std=float(prediction.std[0]), extrapolation=bool(prediction.flagged[0]),
-                         reasons=list(prediction.reasons[0]))
+            entry.update(surrogate_details(load_surrogate(db), config))
         details[objective] = entry
     out["default"] = {"name": default, "value": out[default], "label": SCORES[default].label}
     out["details"] = details

@@ -1,0 +1,117 @@
+"""The local device's latency predictor against held-out architectures of every family.
+
+Trained on at most ``--max-train`` random architectures of the device's campaigns (drawn in
+proportion to each family's share), scored on every other measured architecture of the device:
+the rest of the random ones, the presets and ablations, and the study models. Measurements taken
+on a busy machine are left out, as in training. Printed beside: the MACs-only power law fitted on
+the same training set, and the device's own repeatability (repeat pairs within +-10 %), which
+bounds what any predictor can reach.
+
+    python benchmarks/local_predictor.py                     # the shipped database, device local
+    python benchmarks/local_predictor.py --device dev-epyc-2c-ort --max-train 500 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from explorer.architectures import family_of  # noqa: E402
+from explorer.db import Measurement, open_database  # noqa: E402
+from predictors.features import OpFeaturizer  # noqa: E402
+from predictors.latency import make_estimator  # noqa: E402
+from predictors.metrics import MacsBaseline, regression_metrics  # noqa: E402
+from predictors.store import load_training_set  # noqa: E402
+
+TARGETS = {"within_10": (">=", 95.0), "mape": ("<=", 4.0), "spearman": (">=", 0.98), "kendall": (">=", 0.90),
+           "coverage": ("in", (88.0, 92.0))}
+
+
+def random_ids(session, device: str) -> set[str]:
+    """Architectures the device's random campaigns measured."""
+    rows = session.execute(select(Measurement.arch_id, Measurement.campaign).where(
+        Measurement.device == device, Measurement.status == "ok", Measurement.provenance == "measured")).all()
+    return {key for key, campaign in rows if campaign and "random" in campaign}
+
+
+def split(arch_ids, families, random: set[str], max_train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pool = np.array([i for i, key in enumerate(arch_ids) if key in random])
+    share = max_train / max(len(pool), 1)
+    train = []
+    for family in sorted(set(families[pool])):
+        members = pool[families[pool] == family]
+        train += list(rng.choice(members, size=min(len(members), int(round(share * len(members)))), replace=False))
+    train = np.array(sorted(train[:max_train]))
+    test = np.setdiff1d(np.arange(len(arch_ids)), train)
+    return train, test
+
+
+def run(args) -> int:
+    db = open_database(args.db)
+    with db.session() as session:
+        data = load_training_set(session, args.device)
+        random = random_ids(session, data.setup.device)
+    families = np.array([family_of(c.space) for c in data.configs])
+    X = OpFeaturizer().transform(data.configs)
+    y = data.latency_ms
+    print(f"device {data.setup.device} ({data.setup.backend}, batch {data.setup.batch}, {data.setup.threads} thread(s)); "
+          f"target {data.target}; {len(y)} architectures, {len(random & set(data.arch_ids))} from random campaigns")
+    rep = data.repeatability or {}
+    if rep:
+        print(f"device repeatability: {rep.get('pairs_within_10', float('nan')):.1f} % of {rep.get('pairs', 0)} repeat "
+              f"pairs within +-10 % of each other, median pair deviation {rep.get('median_pair_deviation_pct', float('nan')):.2f} %")
+    runs = []
+    for seed in range(args.seeds):
+        train, test = split(data.arch_ids, families, random, args.max_train, seed)
+        model = make_estimator("xgboost", random_state=seed).fit(X[train], y[train], sample_weight=data.weights[train])
+        predicted, low, high = model.predict_interval(X[test])
+        macs = MacsBaseline().fit(X[train], y[train]).predict(X[test])
+        result = {"all": (regression_metrics(y[test], predicted, low, high), regression_metrics(y[test], macs))}
+        for family in sorted(set(families[test])):
+            held = families[test] == family
+            if held.sum() >= 3:
+                result[family] = (regression_metrics(y[test][held], predicted[held], low[held], high[held]),
+                                  regression_metrics(y[test][held], macs[held]))
+        runs.append((len(train), result))
+    print(f"\ntrained on {runs[0][0]} random architectures, scored on the {len(y) - runs[0][0]} others; "
+          f"median of {args.seeds} splits")
+    header = f"{'held out':14s} {'n':>5s} {'within10%':>9s} {'MAPE%':>7s} {'Spearman':>9s} {'Kendall':>8s} {'cover%':>7s}   MACs-only: {'MAPE%':>6s} {'Spearman':>8s}"
+    print(header)
+    for key in runs[0][1]:
+        rows = [r[key] for _, r in runs if key in r]
+        med = {m: statistics.median(row[0][m] for row in rows) for m in ("n", "within_10", "mape", "spearman", "kendall", "coverage")}
+        base = {m: statistics.median(row[1][m] for row in rows) for m in ("mape", "spearman")}
+        print(f"{key:14s} {med['n']:5.0f} {med['within_10']:9.1f} {med['mape']:7.2f} {med['spearman']:9.3f} "
+              f"{med['kendall']:8.3f} {med['coverage']:7.1f}   {'':10s} {base['mape']:6.2f} {base['spearman']:8.3f}")
+        if key == "all":
+            verdicts = []
+            for metric, (op, target) in TARGETS.items():
+                value = med[metric]
+                ok = (value >= target if op == ">=" else value <= target if op == "<=" else target[0] <= value <= target[1])
+                verdicts.append(f"{metric} {value:.3g} ({'meets' if ok else 'misses'} {op} {target})")
+            overall = "; ".join(verdicts)
+    print(f"\ntargets (all held-out): {overall}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default=None)
+    parser.add_argument("--device", default="local")
+    parser.add_argument("--max-train", type=int, default=500)
+    parser.add_argument("--seeds", type=int, default=3)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
