@@ -26,7 +26,15 @@ from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param
 from explorer.architectures import FAMILIES, NAMED_ARCHITECTURES, family_of
 from explorer.search.hypervolume import hypervolume_history
 from explorer.search.shortlist import Candidate, key_knobs, pareto_front, reference_candidates, shortlist
-from explorer.search.space import ALL, DEFAULT_SPACE, SPACE_PARAM, study_space, trial_config
+from explorer.search.space import (
+    ALL,
+    DEFAULT_SPACE,
+    RESOLUTION_PARAM,
+    SPACE_PARAM,
+    study_resolutions,
+    study_space,
+    trial_config,
+)
 from explorer.search.study import Evaluation, Evaluator, evaluations, feasible
 
 PLOT_ORDER = ("trials", "hypervolume", "importance", "verification", "devices")
@@ -85,8 +93,9 @@ def _family_study(study: optuna.Study, family: str) -> optuna.Study:
     prefix = family + "."
     part = optuna.create_study(directions=study.directions)
     part.add_trials([optuna.trial.create_trial(
-        params={k: v for k, v in t.params.items() if k.startswith(prefix)},
-        distributions={k: d for k, d in t.distributions.items() if k.startswith(prefix)}, values=t.values)
+        params={k: v for k, v in t.params.items() if k.startswith(prefix) or k == RESOLUTION_PARAM},
+        distributions={k: d for k, d in t.distributions.items() if k.startswith(prefix) or k == RESOLUTION_PARAM},
+        values=t.values)
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if t.params[SPACE_PARAM] == family])
     return part
@@ -116,7 +125,8 @@ def dashboard_data(study: optuna.Study, evaluator: Evaluator, *, top: int = 8, v
     attrs = study.user_attrs
     rows = evaluations(study)
     picks = shortlist(study, top)
-    references = reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"], study_space(study))
+    references = reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"], study_space(study),
+                                      study_resolutions(study))
     configs = [trial_config(study, t) for t, _ in rows]
     return DashboardData(
         study=study.study_name, device=attrs["device"], budget_ms=attrs["budget_ms"],
@@ -306,7 +316,7 @@ def study_dashboard(db, study: optuna.Study, evaluator: Evaluator, *, top: int =
     rows = evaluations(study)
     picks = shortlist(study, top)
     references = reference_candidates(evaluator, study.user_attrs["resolution"], study.user_attrs["budget_ms"],
-                                      study_space(study))
+                                      study_space(study), study_resolutions(study))
     labelled = {e.arch_id: (f"trial {t.number}", e) for t, e in rows}
     labelled.update({c.evaluation.arch_id: (c.name, c.evaluation) for c in references})
     measured = measured_latencies(db, study.user_attrs["device"], list(labelled))

@@ -22,7 +22,7 @@ from explorer.search import (
     search_report,
     shortlist,
 )
-from explorer.search.space import config_of, seed_params
+from explorer.search.space import config_of, seed_params, trial_config
 from explorer.search.study import StudyMismatchError, evaluations, feasible
 from search_spaces.base import arch_id
 
@@ -224,7 +224,7 @@ def test_default_search_is_pessimistic_and_every_entry_shows_its_evidence(publis
         accuracy = row["accuracy"]
         low, high = accuracy["interval_90"]
         assert low < accuracy["mean"] < high and row["score"] == pytest.approx(low, abs=1e-6)
-        assert accuracy["nearest_result"]["name"].split(" @ ")[0] and row["resolution"] == 224
+        assert accuracy["nearest_result"]["name"].split(" @ ")[0] and row["resolution"] in report["resolutions"]
     # the axis no longer rewards two-to-four-block networks: no entry is shallower than the
     # shallowest published LowFormer (B0 and B1: 12 blocks) by more than a few blocks
     depths = [sum(row["config"]["depths"]) for row in report["shortlist"]]
@@ -266,3 +266,38 @@ def test_expected_improvement_prefers_uncertain_and_better():
     std = np.array([0.1, 2.0, 0.1, 0.1])
     gain = expected_improvement(mean, std, best=80.5)
     assert gain[3] > gain[1] > gain[0] > gain[2] >= 0
+
+
+class LogParamsAndResolution:
+    """A score that rewards resolution as well as size, as accuracy does."""
+
+    name, label = "log-params-res", "test score: log #params + 2 log resolution"
+
+    def score(self, configs):
+        return np.log([c.op_table().params for c in configs]) + 2 * np.log([c.resolution for c in configs])
+
+
+def test_resolution_is_searched_and_the_front_mixes_resolutions(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    searched = settings(300, objective="log-params-res", resolutions=(160, 192, 224, 256, 288), budget_ms=8.0)
+    study = run_search(searched, storage, lambda: (MacsLatency(), LogParamsAndResolution()))
+    assert study.user_attrs["resolutions"] == [160, 192, 224, 256, 288]
+    configs = [trial_config(study, t) for t, _ in evaluations(study)]
+    assert {c.resolution for c in configs} == {160, 192, 224, 256, 288}
+    front = pareto_front(evaluations(study))
+    assert len({trial_config(study, t).resolution for t, _ in front}) >= 2
+    # presets start at their published resolution (LowFormer-B3 is published at 224, not 160)
+    seeds = seed_params(224, resolutions=searched.resolutions)
+    assert seeds["lowformer-b3"]["resolution"] == 224
+    report = search_report(study, Evaluator(MacsLatency(), LogParamsAndResolution()))
+    assert report["resolutions"] == [160, 192, 224, 256, 288]
+    assert all(row["resolution"] == row["config"]["resolution"] for row in report["shortlist"])
+
+
+def test_a_fixed_resolution_study_resumes_as_before(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    run_search(settings(20), storage, fake_models)  # one resolution: no parameter, no searched set
+    study = run_search(settings(40, resolutions=(224,)), storage, fake_models)  # (224,) is the same search
+    assert len(study.trials) == 40 and "resolution" not in study.trials[-1].params
+    with pytest.raises(StudyMismatchError, match="resolutions"):
+        run_search(settings(60, resolutions=(160, 224)), storage, fake_models)

@@ -17,6 +17,7 @@ DASHBOARD_DIR = "out/dashboards"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from explorer.search import DEFAULT_SPACE, DEFAULT_TOP, SAMPLERS, space_names
+    from explorer.search.space import DEFAULT_RESOLUTIONS
 
     search = subparsers.add_parser("search", help="budgeted multi-objective architecture search")
     search.add_argument("--device", required=True, help="device name or alias (see `explorer devices`)")
@@ -36,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="study name (default: DEVICE-BUDGET-OBJECTIVE, plus -SPACE for other spaces than "
                              "lowformer)")
     search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--resolution", type=int, default=224)
+    search.add_argument("--resolutions", default=",".join(map(str, DEFAULT_RESOLUTIONS)), metavar="R,R,...",
+                        help="input resolutions searched as a knob (default "
+                             f"{','.join(map(str, DEFAULT_RESOLUTIONS))}; presets start at their published one)")
+    search.add_argument("--resolution", type=int, default=None,
+                        help="one fixed input resolution instead of searching it (e.g. 224)")
     search.add_argument("--workers", type=int, default=1, help="processes sharing the study storage")
     _add_storage(search)
     search.add_argument("--top", type=int, default=DEFAULT_TOP, help="size of the shortlist")
@@ -47,13 +52,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json(search)
     search.set_defaults(handler=_search)
 
-    dashboard = subparsers.add_parser("dashboard", help="HTML dashboard of a search (or of the hardware study)")
+    dashboard = subparsers.add_parser(
+        "dashboard", help="HTML dashboard of a search (or of the hardware study), or optuna-dashboard on the studies")
     what = dashboard.add_mutually_exclusive_group(required=True)
     what.add_argument("--study", help="search study name")
     what.add_argument("--study-heatmaps", action="store_true",
                       help="fused-vs-unfused heatmaps of the hardware study on --device")
+    what.add_argument("--serve", action="store_true",
+                      help="start optuna-dashboard on the study storage (every study, live) and block")
     dashboard.add_argument("--device", help="device of the heatmaps")
-    dashboard.add_argument("-o", "--output", required=True, metavar="FILE.html")
+    dashboard.add_argument("-o", "--output", metavar="FILE.html", help="HTML file (with --study / --study-heatmaps)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on (default 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8080, help="with --serve: port (default 8080)")
     dashboard.add_argument("--top", type=int, default=DEFAULT_TOP)
     _add_storage(dashboard)
     add_db(dashboard)
@@ -163,8 +173,9 @@ def _search(args: argparse.Namespace) -> int:
                     f"--objective {args.objective}")
     objective = "surrogate-optimistic" if args.explore else args.objective
     evaluator = Evaluator(load_latency_model(db, device), ScoreObjective(db, objective))
+    resolution, resolutions = _resolutions(args)
     settings = SearchSettings(device, budget, evaluator.objective.name, args.trials, args.sampler, args.seed,
-                              args.resolution, args.study, space=args.space)
+                              resolution, args.study, space=args.space, resolutions=resolutions)
     storage = _storage(args)
     done = completed(start_study(storage, settings, evaluator))
     with _progress() as progress:
@@ -182,6 +193,22 @@ def _search(args: argparse.Namespace) -> int:
         return 0
     _print_report(report)
     return 0
+
+
+def _resolutions(args: argparse.Namespace) -> tuple[int, tuple[int, ...]]:
+    """(fixed resolution, searched resolutions) from ``--resolution`` / ``--resolutions``."""
+    from explorer.errors import UserError
+
+    if args.resolution is not None:
+        return args.resolution, ()
+    try:
+        values = tuple(int(v) for v in args.resolutions.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"invalid --resolutions {args.resolutions!r}; allowed: integers 32-1024 separated by commas, "
+                        "e.g. 160,192,224") from None
+    if not values:
+        raise UserError("--resolutions is empty; give e.g. 160,192,224 or a fixed --resolution 224")
+    return (224 if 224 in values else values[0]), values
 
 
 def _fmt_knobs(knobs: dict) -> str:
@@ -221,7 +248,9 @@ def _print_report(report: dict) -> None:
                   f"{report['unique_architectures']} architectures, {report['feasible_trials']} within "
                   f"{report['budget_ms']:g} ms (predicted upper bound), Pareto front of {report['pareto_size']}.",
                   highlight=False)
-    console.print(f"Latency: predicted by {report['predictor']}. Score: {report['objective_label']}.",
+    console.print(f"Latency: predicted by {report['predictor']}. Score: {report['objective_label']}. "
+                  + (f"Input resolutions searched: {', '.join(map(str, report['resolutions']))}."
+                     if report["resolutions"] else f"Input resolution: {report['resolution']}."),
                   highlight=False)
     score = f"{report['objective']} ({report['objective_label']})"
     console.print(_candidate_table(f"Shortlist to train on {report['device']} (budget {report['budget_ms']:g} ms)",
@@ -245,6 +274,10 @@ def _dashboard(args: argparse.Namespace) -> int:
     from explorer.search import load_study, study_evaluator
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.serve:
+        return _serve(args)
+    if not args.output:
+        raise UserError("give -o FILE.html for the dashboard (or --serve to start optuna-dashboard)")
     db = open_database(args.db)
     if args.study_heatmaps:
         from explorer.study import render_heatmaps, summarize_study
@@ -297,6 +330,27 @@ def _verify(args: argparse.Namespace) -> int:
         console.print(f"Bundle of the architectures still to measure: {Path(args.bundle).resolve()} (copy it to "
                       "the device, run `python3 runner.py` there, then `explorer ingest` its results file and "
                       "re-run this command)", highlight=False)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """optuna-dashboard over the project's study storage: Optuna's journal in a table of any
+    SQLAlchemy database, which no Optuna tool opens from a URL by itself."""
+    from optuna_dashboard import run_server
+
+    from explorer.search import open_storage
+
+    storage_url = _storage(args)
+    if not (1 <= args.port <= 65535):
+        return fail(f"--port {args.port}: a port number from 1 to 65535")
+    console.print(f"optuna-dashboard on http://{args.host}:{args.port}/ for the studies in {storage_url} "
+                  "(Ctrl+C stops it)", highlight=False)
+    try:
+        run_server(open_storage(storage_url), host=args.host, port=args.port)
+    except KeyboardInterrupt:
+        pass
+    except OSError as err:
+        return fail(f"cannot serve on {args.host}:{args.port}: {err.strerror or err}")
     return 0
 
 

@@ -10,7 +10,8 @@ Library entry points::
 :mod:`explorer.search.space`). ``search_report`` (and ``explorer search --json``) returns a dict
 with the keys
 
-* ``study``, ``storage``, ``space``, ``device``, ``budget_ms``, ``resolution``, ``objective``
+* ``study``, ``storage``, ``space``, ``device``, ``budget_ms``, ``resolution`` (the fixed one, or
+  224 when resolution is searched), ``resolutions`` (the searched input sides; empty when fixed), ``objective``
   (score name), ``objective_label`` (what the score is, e.g. "surrogate top-1 (predicted),
   ImageNet %"), ``predictor`` (name of the latency model);
 * ``trials`` (completed), ``unique_architectures``, ``feasible_trials``, ``pareto_size``,

@@ -13,7 +13,7 @@ import optuna
 
 from explorer.architectures import FLAT_SPACES, family_of
 from explorer.search.nearest import nearest_preset
-from explorer.search.space import DEFAULT_SPACE, reference_configs, study_space, trial_config
+from explorer.search.space import DEFAULT_SPACE, reference_configs, study_resolutions, study_space, trial_config
 from explorer.search.study import Evaluation, Evaluator, evaluations, feasible
 from search_spaces.base import ArchConfig
 from search_spaces.lowformer import LowFormerConfig
@@ -125,9 +125,10 @@ def shortlist(study: optuna.Study, top: int = DEFAULT_TOP) -> list[Candidate]:
 
 
 def reference_candidates(evaluator: Evaluator, resolution: int, budget_ms: float,
-                         space: str = DEFAULT_SPACE) -> list[Candidate]:
-    """The published models of the families ``space`` searches, predicted and scored like any candidate."""
-    configs = reference_configs(resolution, space)
+                         space: str = DEFAULT_SPACE, resolutions: tuple[int, ...] = ()) -> list[Candidate]:
+    """The published models of the families ``space`` searches, predicted and scored like any
+    candidate (at their published resolutions when the search searches resolution)."""
+    configs = reference_configs(resolution, space, resolutions)
     return [Candidate(config, evaluation, evaluation.high_ms <= budget_ms, name=name)
             for (name, config), evaluation in zip(configs.items(), evaluator.evaluate(list(configs.values())))]
 
@@ -143,6 +144,7 @@ def search_report(study: optuna.Study, evaluator: Evaluator, top: int = DEFAULT_
         "device": attrs["device"],
         "budget_ms": attrs["budget_ms"],
         "resolution": attrs["resolution"],
+        "resolutions": list(study_resolutions(study)),
         "objective": attrs["objective"],
         "objective_label": attrs["objective_label"],
         "predictor": attrs["predictor"],
@@ -153,7 +155,7 @@ def search_report(study: optuna.Study, evaluator: Evaluator, top: int = DEFAULT_
         "shortlist_window": score_window(attrs["objective"]),
         "shortlist": _rows(shortlist(study, top), evaluator),
         "references": _rows(reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"],
-                                                 study_space(study)), evaluator),
+                                                 study_space(study), study_resolutions(study)), evaluator),
     }
 
 

@@ -53,7 +53,7 @@ SAMPLERS = ("nsga2", "tpe", "random")
 RECOMBINES_SHARED_PARAMS = ("nsga2",)
 CONSTRAINT = "budget"
 #: Study attributes a resumed search must agree with.
-IDENTITY_ATTRS = ("device", "budget_ms", "objective", "resolution", SPACE_PARAM)
+IDENTITY_ATTRS = ("device", "budget_ms", "objective", "resolution", "resolutions", SPACE_PARAM)
 
 
 class LatencyModel(Protocol):
@@ -137,9 +137,16 @@ class SearchSettings:
     study_name: str | None = None
     batch_size: int = 50
     space: str = DEFAULT_SPACE
+    resolutions: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_space(self.space)
+        object.__setattr__(self, "resolutions", tuple(sorted(set(self.resolutions))))
+        if len(self.resolutions) == 1:  # one resolution is the fixed-resolution search
+            object.__setattr__(self, "resolution", self.resolutions[0])
+            object.__setattr__(self, "resolutions", ())
+        if any(not isinstance(r, int) or not 32 <= r <= 1024 for r in (self.resolution, *self.resolutions)):
+            raise UserError(f"invalid resolution(s) {self.resolutions or self.resolution}; allowed: integers 32-1024")
         if self.sampler not in SAMPLERS:
             raise UserError(f"invalid sampler {self.sampler!r}; allowed: {', '.join(SAMPLERS)}")
         if self.trials < 1:
@@ -155,6 +162,11 @@ class SearchSettings:
             return self.study_name
         suffix = "" if self.space == DEFAULT_SPACE else f"-{self.space}"
         return f"{self.device}-{self.budget_ms:g}ms-{self.objective}{suffix}"
+
+    def identity(self) -> dict:
+        """What a stored study must match to be resumed by these settings."""
+        return {key: (list(self.resolutions) if key == "resolutions" else getattr(self, key))
+                for key in IDENTITY_ATTRS}
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -174,7 +186,7 @@ def check_models(evaluator: Evaluator, settings: SearchSettings) -> None:
     anyway) so that a latency model or score that cannot handle a family fails before the search,
     naming both."""
     seeds = [config_of(params, settings.resolution, settings.space)
-             for params in seed_params(settings.resolution, settings.space).values()]
+             for params in seed_params(settings.resolution, settings.space, settings.resolutions).values()]
     what = f"the latency model {evaluator.latency.name!r} and the objective {evaluator.objective.name!r}"
     for family, table in flat_spaces(settings.space).items():
         probe = next((c for c in seeds if family_of(c.space) == family), None)
@@ -195,12 +207,12 @@ def open_study(storage_url: str, settings: SearchSettings, latency_name: str, ob
     and space (a study without a stored space searched LowFormer)."""
     study = optuna.create_study(storage=open_storage(storage_url), study_name=settings.name,
                                 directions=list(DIRECTIONS), load_if_exists=True)
-    identity = {key: getattr(settings, key) for key in IDENTITY_ATTRS}
+    identity = settings.identity()
     if not study.user_attrs:
         for key, value in {**identity, "objective_label": objective_label, "predictor": latency_name}.items():
             study.set_user_attr(key, value)
         return study
-    stored = {SPACE_PARAM: DEFAULT_SPACE, **study.user_attrs}
+    stored = {SPACE_PARAM: DEFAULT_SPACE, "resolutions": [], **study.user_attrs}
     clash = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
     if clash:
         detail = ", ".join(f"{k} {old!r} (asked: {new!r})" for k, (old, new) in clash.items())
@@ -264,14 +276,15 @@ def run_batches(study: optuna.Study, settings: SearchSettings, evaluator: Evalua
     ``seed_presets``: start with the published models (for the first worker of a new study)."""
     mirror = _Mirror(study, make_sampler(settings.sampler, settings.seed + worker), evaluator)
     if seed_presets:
-        for params in seed_params(settings.resolution, settings.space).values():
+        for params in seed_params(settings.resolution, settings.space, settings.resolutions).values():
             mirror.working.enqueue_trial(params)
     done = 0
     while done < n_trials:
         size = min(settings.batch_size, n_trials - done)
         trials = [mirror.working.ask() for _ in range(size)]
         for trial in trials:
-            suggest(trial, settings.space, every_family=settings.sampler in RECOMBINES_SHARED_PARAMS)
+            suggest(trial, settings.space, every_family=settings.sampler in RECOMBINES_SHARED_PARAMS,
+                    resolutions=settings.resolutions)
         configs = [config_of(t.params, settings.resolution, settings.space) for t in trials]
         ids = [arch_id(c) for c in configs]
         fresh = [key not in mirror.arch_ids and key not in ids[:i] for i, key in enumerate(ids)]
