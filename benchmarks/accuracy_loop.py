@@ -31,21 +31,31 @@ from explorer.db import open_database  # noqa: E402
 from explorer.search import load_latency_model  # noqa: E402
 from explorer.search.suggest import candidate_pool, suggest_batch  # noqa: E402
 from predictors.results import published_accuracies  # noqa: E402
-from predictors.surrogate import FEATURES, fit_surrogate  # noqa: E402
+from predictors.surrogate import fit_surrogate  # noqa: E402
 from search_spaces.base import ArchConfig, arch_id  # noqa: E402
 
 STRATEGIES = ("suggest", "random", "params")
 
 
+ATTENTION_BONUS = {"lowtention": 0.6, "mhsa": 0.5, "relu-linear-ms": 0.45, "rlmhsa": 0.4, "relu-linear": 0.3,
+                   "group-attention": 0.3, "none": 0.0}
+
+
 def oracle(config: ArchConfig) -> float:
-    """Synthetic ImageNet top-1 (%): error falls as a power law of blocks, #params and
-    resolution; attention in a modest share of the work helps, too much depthwise share hurts."""
-    blocks = math.exp(FEATURES["log_blocks"](config)) - 1
-    params = math.exp(FEATURES["log_params"](config)) / 1e6
-    error = 21.0 * (max(blocks, 1) / 12) ** -0.22 * (params / 10) ** -0.10 * (config.resolution / 224) ** -0.35
-    error *= 1 + 0.6 * (FEATURES["attention_mac_share"](config) - 0.08) ** 2
-    error *= 1 + 0.5 * max(FEATURES["depthwise_mac_share"](config) - 0.25, 0.0)
-    return float(np.clip(100 - error, 0, 100))
+    """Synthetic ImageNet top-1 (%), from the knobs themselves (not the surrogate's features): the
+    error rate falls as a power law of the number of blocks, #params and resolution; global
+    attention in the deep stages and MLPs help a little, the unfused ablation hurts a little."""
+    blocks = max(sum(getattr(config, "depths", (12,))), 1)
+    params = config.op_table().params / 1e6
+    error = 21.0 * (blocks / 12) ** -0.22 * (params / 10) ** -0.10 * (config.resolution / 224) ** -0.35
+    bonus = 0.0
+    for index in (3, 4):
+        stage = getattr(config, f"stage{index}", None)
+        if stage is not None and config.depths[index]:
+            bonus += ATTENTION_BONUS.get(stage.attention, 0.0) + (0.2 if stage.mlp else 0.0)
+    if getattr(config, "unfused", False):
+        bonus -= 0.3
+    return float(np.clip(100 - error + bonus, 0, 100))
 
 
 def run(strategy: str, seed: int, args, latency, pool: list[ArchConfig], best_value: float) -> int | None:

@@ -11,7 +11,7 @@ down) and the noise left in out-of-bag residuals, scaled so that out-of-bag cove
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,9 +20,12 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from explorer.errors import UserError
 from predictors.features import FEATURE_VERSION, OpFeaturizer
 from predictors.fewshot import CostModel, FewShotCalibrator
+from predictors.transfer import TransferCalibrator
 from search_spaces.base import ArchConfig
 
-KINDS = ("xgboost", "ridge", "rf", "fewshot")
+KINDS = ("xgboost", "ridge", "rf", "fewshot", "transfer")
+#: kinds fitted on a handful of points and scored leave-one-out
+FEW_POINT_KINDS = ("fewshot", "transfer")
 
 
 class NoPredictorError(UserError, LookupError):
@@ -244,10 +247,12 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
         return model
 
 
-def make_estimator(kind: str, **params: Any) -> LatencyRegressor | FewShotCalibrator:
+def make_estimator(kind: str, **params: Any) -> LatencyRegressor | FewShotCalibrator | TransferCalibrator:
     """An unfitted estimator of a predictor kind (``KINDS``)."""
     if kind == "fewshot":
         return FewShotCalibrator(**params)
+    if kind == "transfer":
+        return TransferCalibrator(**params)
     if kind not in KINDS:
         raise ValueError(f"unknown predictor kind {kind!r}; allowed: {', '.join(KINDS)}")
     return LatencyRegressor(kind=kind, **params)
@@ -257,10 +262,14 @@ def estimator_to_json(estimator: LatencyRegressor | FewShotCalibrator) -> str:
     return json.dumps(estimator.to_dict(), separators=(",", ":"))
 
 
-def estimator_from_json(kind: str, blob: str) -> LatencyRegressor | FewShotCalibrator:
+def estimator_from_json(kind: str, blob: str, sources: Mapping[str, Any] | None = None
+                        ) -> LatencyRegressor | FewShotCalibrator | TransferCalibrator:
+    """The estimator stored as ``blob``; a transfer also needs its loaded ``sources``."""
     data = json.loads(blob)
     if kind == "fewshot":
         return FewShotCalibrator.from_dict(data)
+    if kind == "transfer":
+        return TransferCalibrator.from_dict(data, sources or {})
     return LatencyRegressor.from_dict(data)
 
 

@@ -7,6 +7,7 @@ ids of the architectures it was trained on and the library versions that made it
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from explorer.measure.probe import pair_deviations
 from predictors.features import FEATURE_VERSION, OpFeaturizer
 from predictors.fewshot import CostModel
 from predictors.latency import (
+    FEW_POINT_KINDS,
     KINDS,
     LatencyPredictor,
     NoPredictorError,
@@ -192,9 +194,24 @@ def local_prior(session: Session, exclude: str | None = None) -> dict[str, float
     return CostModel().fit(OpFeaturizer().transform(data.configs), data.latency_ms).to_dict()
 
 
+def estimator_params(kind: str, seed: int, prior: dict[str, float] | None = None,
+                     sources: Sources | None = None) -> dict[str, Any]:
+    """Constructor arguments of ``kind``: the few-shot prior, the transfer's sources, a seed."""
+    if kind == "fewshot":
+        return {"prior": prior}
+    if kind == "transfer":
+        if not sources:
+            raise TrainingDataError("no transfer source: a measured device with a trained predictor and at least "
+                                    f"{FEW_SHOT_LIMIT} usable measurements is needed (explorer measure, then "
+                                    "explorer predictor train on it)")
+        return {"sources": {name: model for name, (_, model) in sources.items()},
+                "source_ids": {name: key for name, (key, _) in sources.items()}}
+    return {"random_state": seed}
+
+
 def evaluate(data: TrainingSet, kind: str, folds: int = 5, seed: int = 0, prior: dict[str, float] | None = None,
              on_fold: Callable[[int, int], None] | None = None, max_train: int | None = None,
-             features: np.ndarray | None = None) -> dict[str, Any]:
+             features: np.ndarray | None = None, sources: Sources | None = None) -> dict[str, Any]:
     """Held-out metrics of ``kind`` and of the MACs-only baseline on the same folds.
 
     Few-shot models are scored leave-one-out; the others by ``folds``-fold cross-validation,
@@ -207,13 +224,13 @@ def evaluate(data: TrainingSet, kind: str, folds: int = 5, seed: int = 0, prior:
     if n < 3:
         raise TrainingDataError(f"{n} measured architectures on '{data.setup.device}'; at least 3 are needed")
     X = OpFeaturizer().transform(data.configs) if features is None else features
-    folds = n if kind == "fewshot" else folds
-    params = {"prior": prior} if kind == "fewshot" else {"random_state": seed}
+    folds = n if kind in FEW_POINT_KINDS else folds
+    params = estimator_params(kind, seed, prior, sources)
     cv = cross_validate(lambda: make_estimator(kind, **params), X, data.latency_ms, folds, seed, on_fold,
                         data.weights, max_train)
     y = data.latency_ms
     exact = np.asarray(data.exact)
-    by_family = {} if kind == "fewshot" else family_metrics(data, X, cv, kind, seed)
+    by_family = {} if kind in FEW_POINT_KINDS else family_metrics(data, X, cv, kind, seed)
     return {
         "kind": kind,
         "protocol": "leave-one-out" if folds >= n else f"{folds}-fold cross-validation by architecture",
@@ -261,6 +278,24 @@ def default_kind(data: TrainingSet) -> str:
     return "fewshot" if len(data.latency_ms) < FEW_SHOT_LIMIT else "xgboost"
 
 
+#: name -> (stored predictor id, loaded estimator) of a richly measured device
+Sources = dict[str, tuple[int, Any]]
+
+
+def transfer_sources(session: Session, exclude: str | None = None) -> Sources:
+    """The default predictors of measured devices with at least ``FEW_SHOT_LIMIT`` usable
+    measurements and a model of their own (not few-shot, not transfer), other than ``exclude``."""
+    out: Sources = {}
+    for dev in session.scalars(select(Device).where(Device.provenance == "measured").order_by(Device.name)):
+        if dev.name == exclude or len(ok_measurements(session, dev)) < FEW_SHOT_LIMIT:
+            continue
+        row = session.scalars(select(Predictor).where(Predictor.device == dev.name, Predictor.is_default.is_(True))
+                              .order_by(Predictor.id.desc())).first()
+        if row is not None and row.kind not in FEW_POINT_KINDS and row.feature_version == FEATURE_VERSION:
+            out[dev.name] = (row.id, estimator_from_json(row.kind, row.model_blob))
+    return out
+
+
 def train_predictor(db: Database, device: str, kind: str | None = None, *, backend: str | None = None,
                     batch: int | None = None, threads: int | None = None, folds: int = 5, seed: int = 0,
                     prior: str = "generic", make_default: bool = True,
@@ -277,18 +312,34 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
         raise KnobError("prior", prior, "one of " + ", ".join(PRIORS))
     with db.session() as session:
         data = load_training_set(session, device, backend, batch, threads)
-        kind = kind or default_kind(data)
         coefficients = None
-        if kind == "fewshot" and prior == "local":
+        if prior == "local":
             coefficients = local_prior(session, exclude=data.setup.device)
-            if coefficients is None:
+            if coefficients is None and kind in (None, "fewshot"):
                 raise TrainingDataError(f"no measured device has the {FEW_SHOT_LIMIT} measurements a local prior "
                                         "needs; use the generic prior")
-    metrics = evaluate(data, kind, folds, seed, coefficients, on_fold)
+        few_points = len(data.latency_ms) < FEW_SHOT_LIMIT
+        sources = transfer_sources(session, exclude=data.setup.device) if kind == "transfer" or (
+            kind is None and few_points) else {}
+    if kind:
+        candidates = [kind]
+    elif few_points:
+        candidates = ["fewshot", "transfer"] if sources else ["fewshot"]
+    else:
+        candidates = ["xgboost"]
+    evaluated = {k: evaluate(data, k, folds, seed, coefficients, on_fold, sources=sources) for k in candidates}
+    # few points: the kind whose leave-one-out error is smallest serves; the others are reported
+    kind = min(evaluated, key=lambda k: evaluated[k]["model"]["mape"])
+    metrics = evaluated[kind]
     metrics["prior"] = prior if kind == "fewshot" else None
-    params = {"prior": coefficients} if kind == "fewshot" else {"random_state": seed}
+    metrics["alternatives"] = {k: {"model": m["model"], "protocol": m["protocol"]} for k, m in evaluated.items()
+                               if k != kind}
+    params = estimator_params(kind, seed, coefficients, sources)
     estimator = make_estimator(kind, **params).fit(OpFeaturizer().transform(data.configs), data.latency_ms,
                                                    sample_weight=data.weights)
+    if kind == "transfer":
+        metrics["transfer_source"] = {"device": estimator.source_, "predictor_id": sources[estimator.source_][0],
+                                      "ridge_alpha": estimator.alpha_}
     setup = data.setup
     row = Predictor(device=setup.device, backend=setup.backend, batch=setup.batch, threads=setup.threads,
                     kind=kind, feature_version=FEATURE_VERSION,
@@ -324,6 +375,19 @@ def predictor_row(session: Session, device: str, kind: str | None = None) -> Pre
     return row
 
 
+def _stored_sources(session: Session, row: Predictor) -> dict[str, Any] | None:
+    """The source predictor a stored transfer refers to, loaded; a clear error if it is gone."""
+    if row.kind != "transfer":
+        return None
+    data = json.loads(row.model_blob)
+    name, key = data["source"], data["source_ids"][data["source"]]
+    source = session.get(Predictor, key)
+    if source is None:
+        raise NoPredictorError(row.device, f" (its transfer source, predictor #{key} of '{name}', is gone: "
+                                           "retrain it with `explorer predictor train`)")
+    return {name: estimator_from_json(source.kind, source.model_blob)}
+
+
 def load_predictor(db: Database, device: str, kind: str | None = None) -> LatencyPredictor:
     """The device's stored predictor, ready for ``predict(configs)``.
 
@@ -332,7 +396,8 @@ def load_predictor(db: Database, device: str, kind: str | None = None) -> Latenc
     """
     with db.session() as session:
         row = predictor_row(session, device, kind)
-        return LatencyPredictor(estimator_from_json(row.kind, row.model_blob), row.device, row.backend,
+        return LatencyPredictor(estimator_from_json(row.kind, row.model_blob, _stored_sources(session, row)),
+                                row.device, row.backend,
                                 row.batch, row.threads, row.kind, row.metrics, row.training_arch_ids,
                                 row.feature_version, row.id)
 

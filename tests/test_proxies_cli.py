@@ -50,7 +50,7 @@ def test_proxy_score_single_objective(db_path, capsys):
 
 
 def test_proxy_score_text_says_what_each_value_is(db_path, capsys):
-    assert main(["proxy", "score", "lowformer-e1", "--objective", "surrogate", "--db", db_path]) == 0
+    assert main(["proxy", "score", "lowformer-b1-relu-linear-attention", "--objective", "surrogate", "--db", db_path]) == 0
     text = capsys.readouterr().out
     assert "surrogate top-1 (predicted" in text and "EXTRAPOLATION" in text and "nearest result" in text
 

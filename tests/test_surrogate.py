@@ -123,10 +123,10 @@ def surrogate_configs(surrogate, family):
 
 def test_surrogate_reproduces_known_results_and_flags_unseen_block_types(published):
     _, surrogate = published
-    b1, no_attention = resolve("lowformer-b1"), resolve("lowformer-b1-attention-removed")
-    prediction = surrogate.predict([b1, no_attention])
-    assert prediction.flagged.tolist() == [False, True]
-    assert any("attention=none" in reason for reason in prediction.reasons[1])
+    b1, linear = resolve("lowformer-b1"), resolve("lowformer-b1-relu-linear-attention")
+    prediction = surrogate.predict([b1, linear])
+    assert prediction.flagged.tolist() == [False, True]  # no published model has ReLU linear attention
+    assert any("attention=relu-linear" in reason for reason in prediction.reasons[1])
     assert abs(prediction.mean[0] - 79.9) < 0.3 and prediction.low[0] < 79.9 < prediction.high[0]
     assert surrogate.labels_[prediction.nearest[0]] == "lowformer-b1 @ 224"
 

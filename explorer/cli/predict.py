@@ -18,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     train = commands.add_parser("train", help="fit a predictor on the device's measurements and store it")
     train.add_argument("--device", required=True, help="device profile name or alias")
-    train.add_argument("--kind", choices=("xgboost", "ridge", "rf", "fewshot"), default=None,
-                       help="model (default: fewshot below 40 measured architectures, else xgboost)")
+    train.add_argument("--kind", choices=("xgboost", "ridge", "rf", "fewshot", "transfer"), default=None,
+                       help="model (default: below 40 measured architectures the better by leave-one-out of fewshot "
+                            "and transfer from a richly measured device; else xgboost)")
     train.add_argument("--backend", default=None, help="only measurements of this backend")
     train.add_argument("--batch", type=int, default=None, help="only measurements at this batch size")
     train.add_argument("--threads", type=int, default=None, help="only measurements with this thread count")
@@ -65,7 +66,7 @@ def _train(args: argparse.Namespace) -> int:
         print_json({"predictor": predictor.name, "predictor_id": predictor.predictor_id, "device": predictor.device,
                     "kind": predictor.kind, "training_architectures": len(predictor.training_arch_ids),
                     **{key: metrics.get(key) for key in ("protocol", "target", "model", "macs_baseline", "by_family",
-                                                          "repeatability")}})
+                                                          "repeatability", "alternatives", "transfer_source")}})
         return 0
     _print_metrics(predictor.name, metrics)
     return 0
@@ -89,6 +90,13 @@ def _print_metrics(title: str, metrics: dict) -> None:
         for row in family_rows(metrics):
             families.add_row(*row)
         console.print(families)
+    source = metrics.get("transfer_source")
+    if source:
+        console.print(f"transfer from {source['device']} (predictor #{source['predictor_id']}, ridge strength "
+                      f"{source['ridge_alpha']:g})", highlight=False)
+    for kind, other in (metrics.get("alternatives") or {}).items():
+        console.print(f"also evaluated: {kind}, {other['protocol']}: MAPE {other['model']['mape']:.1f} %, "
+                      f"Spearman {other['model']['spearman']:.2f}", highlight=False)
     repeat = metrics.get("repeatability")
     console.print("device repeatability: " + (
         "no repeated measurements" if not repeat else
