@@ -53,7 +53,7 @@ class TrialPoint:
 
 @dataclass(frozen=True)
 class Verified:
-    """A measured architecture next to its prediction."""
+    """A measured (or published) architecture next to its prediction."""
 
     label: str
     arch_id: str
@@ -62,6 +62,7 @@ class Verified:
     high_ms: float
     measured_ms: float
     detail: str
+    provenance: str = "measured"
 
 
 @dataclass(frozen=True)
@@ -233,13 +234,19 @@ def verification_figure(data: DashboardData) -> go.Figure:
     figure = go.Figure()
     if v:
         top = max(max(x.measured_ms for x in v), max(x.high_ms for x in v)) * 1.1
-        figure.add_trace(go.Scatter(
-            x=[x.measured_ms for x in v], y=[x.predicted_ms for x in v], mode="markers+text", name="architectures",
-            text=[x.label for x in v], textposition="top center",
-            error_y={"type": "data", "symmetric": False, "array": [x.high_ms - x.predicted_ms for x in v],
-                     "arrayminus": [x.predicted_ms - x.low_ms for x in v]},
-            customdata=[x.detail for x in v],
-            hovertemplate="%{text}<br>measured %{x:.2f} ms<br>predicted %{y:.2f} ms<br>%{customdata}<extra></extra>"))
+        for provenance, symbol in (("measured", "circle"), ("published", "diamond")):
+            points = [x for x in v if x.provenance == provenance]
+            if not points:
+                continue
+            figure.add_trace(go.Scatter(
+                x=[x.measured_ms for x in points], y=[x.predicted_ms for x in points], mode="markers+text",
+                name=f"{provenance} latency", marker={"symbol": symbol, "size": 9},
+                text=[x.label for x in points], textposition="top center",
+                error_y={"type": "data", "symmetric": False, "array": [x.high_ms - x.predicted_ms for x in points],
+                         "arrayminus": [x.predicted_ms - x.low_ms for x in points]},
+                customdata=[x.detail for x in points],
+                hovertemplate=f"%{{text}}<br>{provenance} %{{x:.2f}} ms<br>predicted %{{y:.2f}} ms<br>"
+                              "%{customdata}<extra></extra>"))
         figure.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="predicted = measured",
                                     line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
         figure.add_trace(go.Scatter(x=[data.budget_ms] * 2, y=[0, top], mode="lines", name="budget",
@@ -248,7 +255,8 @@ def verification_figure(data: DashboardData) -> go.Figure:
         figure.add_annotation(text="No measurements of these architectures on this device yet: "
                                    "run `explorer verify` to measure the shortlist.", showarrow=False)
     figure.update_layout(title=f"Predicted vs measured latency on {data.device}",
-                         xaxis_title="measured latency (ms, median)", yaxis_title="predicted latency (ms)", height=480)
+                         xaxis_title="measured or published latency (ms)", yaxis_title="predicted latency (ms)",
+                         height=480)
     return figure
 
 
@@ -319,8 +327,9 @@ def study_dashboard(db, study: optuna.Study, evaluator: Evaluator, *, top: int =
                                       study_space(study), study_resolutions(study))
     labelled = {e.arch_id: (f"trial {t.number}", e) for t, e in rows}
     labelled.update({c.evaluation.arch_id: (c.name, c.evaluation) for c in references})
-    measured = measured_latencies(db, study.user_attrs["device"], list(labelled))
+    measured = measured_latencies(db, study.user_attrs["device"], list(labelled), ("measured", "published"))
     verified = [Verified(labelled[key][0], key, labelled[key][1].latency_ms, labelled[key][1].low_ms,
-                         labelled[key][1].high_ms, m.median_ms, m.detail) for key, m in measured.items()]
+                         labelled[key][1].high_ms, m.median_ms, m.detail, m.provenance)
+                for key, m in measured.items()]
     devices = device_predictions(db, [c.config for c in (*picks, *references)])
     return dashboard_data(study, evaluator, top=top, verified=verified, device_predictions=devices)

@@ -28,26 +28,31 @@ class MeasuredLatency:
     ci_low_ms: float | None
     ci_high_ms: float | None
     detail: str
+    provenance: str = "measured"
 
 
 def describe_measurement(m: Measurement) -> str:
     """The protocol of a measurement in words, for provenance notes."""
+    if m.provenance == "published":
+        return f"published for {m.device}: {m.source or 'source not recorded'}"
     threads = "default threads" if m.threads is None else f"{m.threads} threads"
     when = m.ended_at.date().isoformat() if m.ended_at else "unknown date"
     return (f"measured on {m.device} with {m.backend}, batch {m.batch}, {threads}, "
             f"median of {m.n_samples} runs after {m.warmup} warm-up ({when})")
 
 
-def measured_latencies(db: Database, device: str, arch_ids: Sequence[str]) -> dict[str, MeasuredLatency]:
-    """The newest successful measurement of each architecture on ``device``, per image."""
+def measured_latencies(db: Database, device: str, arch_ids: Sequence[str],
+                       provenances: Sequence[str] = ("measured",)) -> dict[str, MeasuredLatency]:
+    """The newest successful measurement of each architecture on ``device``, per image, of the
+    given provenances (a dashboard also shows ``published`` figures; verification does not)."""
     with db.session() as session:
         name = resolve_device(session, device).name
         rows = session.scalars(select(Measurement).where(
             Measurement.device == name, Measurement.arch_id.in_(list(arch_ids)), Measurement.status == "ok",
-            Measurement.provenance == "measured", Measurement.median_ms.is_not(None),
+            Measurement.provenance.in_(list(provenances)), Measurement.median_ms.is_not(None),
         ).order_by(Measurement.id)).all()
-        return {m.arch_id: MeasuredLatency(m.arch_id, m.median_ms, m.ci_low_ms, m.ci_high_ms, describe_measurement(m))
-                for m in rows}
+        return {m.arch_id: MeasuredLatency(m.arch_id, m.median_ms, m.ci_low_ms, m.ci_high_ms, describe_measurement(m),
+                                           m.provenance) for m in rows}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TEXT = "\n".join(path.read_text() for path in DOCS)
 SCRIPTS = sorted(set(re.findall(r"python (benchmarks/[a-z_]+\.py|scripts/[a-z_]+\.py)", TEXT)))
-COMMANDS = sorted(set(re.findall(r"explorer ([a-z]+)(?= )", TEXT)))
+COMMANDS = sorted(set(re.findall(r"(?:`|^|/)explorer ([a-z]+)\b", TEXT, flags=re.MULTILINE)))
 
 
 def test_docs_quote_scripts_and_commands():

@@ -229,6 +229,15 @@ def test_default_search_is_pessimistic_and_every_entry_shows_its_evidence(publis
     # shallowest published LowFormer (B0 and B1: 12 blocks) by more than a few blocks
     depths = [sum(row["config"]["depths"]) for row in report["shortlist"]]
     assert min(depths) >= 6
+    # the dashboard's predicted-vs-measured panel shows the published Raspberry Pi 5 figures
+    from explorer.dashboard import study_dashboard
+    from explorer.db import open_database
+    from explorer.search import load_study, study_evaluator
+
+    db = open_database(published_db)
+    study = load_study(report["storage"], report["study"])
+    panel = study_dashboard(db, study, study_evaluator(db, study)).verified
+    assert len(panel) >= 5 and {point.provenance for point in panel} == {"published"}
 
 
 @pytest.mark.slow
