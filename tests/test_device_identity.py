@@ -27,7 +27,7 @@ from explorer.measure import CampaignSpec, ProtocolSettings, run_campaign
 from explorer.measure.probe import best_thread_count, pair_deviations, probe_threads, repeatability
 
 TINY = ProtocolSettings(warmup=1, block_size=4, reference_block_size=2, min_samples=4, max_samples=8,
-                        time_limit_s=0.2, remeasure=False, quiet_window_s=0.1, quiet_wait_s=1.0)
+                        time_limit_s=0.2, remeasure=False, quiet_window_s=0.2, quiet_wait_s=1.0)
 
 
 def campaign(device: str = "local") -> CampaignSpec:

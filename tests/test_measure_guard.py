@@ -12,6 +12,7 @@ from explorer.measure.protocol import (
     BUSY,
     ProtocolSettings,
     cpu_counters,
+    is_busy,
     measure,
     measure_once,
     other_load,
@@ -97,3 +98,12 @@ def test_guard_settings_are_validated():
         ProtocolSettings(switch_warmup=-1)
     with pytest.raises(ValueError, match="quiet_wait_s"):
         ProtocolSettings(quiet_wait_s=-5)
+    with pytest.raises(ValueError, match="quiet_window_s"):
+        ProtocolSettings(quiet_window_s=0.05)  # too short to read a load from 10 ms ticks
+
+
+def test_a_millisecond_window_is_not_judged():
+    """One stray 10 ms tick of another process in a 1 ms window would read as 10 cores."""
+    settings = ProtocolSettings()
+    assert not is_busy({"other_cores": 10.0, "steal_cores": 0.0, "seconds": 0.001}, settings)
+    assert is_busy({"other_cores": 1.0, "steal_cores": 0.0, "seconds": 0.5}, settings)

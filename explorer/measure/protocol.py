@@ -42,6 +42,9 @@ DRIFT = "drift"
 REMEASURED = "remeasured"
 TIME_LIMIT = "time-limit"
 BUSY = "busy"
+#: Load windows shorter than this are not judged: CPU time is counted in 10 ms ticks, so one stray
+#: tick in a millisecond-long window would read as many cores.
+MIN_LOAD_WINDOW_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class ProtocolSettings:
         for name in ("busy_cores", "quiet_wait_s", "quiet_window_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if 0 < self.quiet_window_s < MIN_LOAD_WINDOW_S:
+            raise ValueError(f"quiet_window_s must be 0 (no wait) or >= {MIN_LOAD_WINDOW_S}, got {self.quiet_window_s!r}")
         if self.max_samples < self.min_samples:
             raise ValueError(f"max_samples ({self.max_samples}) must be >= min_samples ({self.min_samples})")
         if not 0 < self.target_rel_ci < 1:
@@ -339,7 +344,8 @@ def other_load(start: CpuCounters | None, end: CpuCounters | None) -> dict:
 
 
 def is_busy(load: dict, settings: ProtocolSettings) -> bool:
-    return load.get("other_cores") is not None and load["other_cores"] > settings.busy_cores
+    return (load.get("other_cores") is not None and (load.get("seconds") or 0.0) >= MIN_LOAD_WINDOW_S
+            and load["other_cores"] > settings.busy_cores)
 
 
 @dataclass(frozen=True)
