@@ -324,7 +324,9 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
     if kind:
         candidates = [kind]
     elif few_points:
-        candidates = ["fewshot", "transfer"] if sources else ["fewshot"]
+        # the transfer's choice of source and strength is itself a leave-one-out: scored by an
+        # outer leave-one-out it needs three points at least
+        candidates = ["fewshot", "transfer"] if sources and len(data.latency_ms) >= 3 else ["fewshot"]
     else:
         candidates = ["xgboost"]
     evaluated = {k: evaluate(data, k, folds, seed, coefficients, on_fold, sources=sources) for k in candidates}

@@ -28,6 +28,7 @@ import numpy as np
 from predictors.features import FEATURE_INDEX
 
 ALPHAS = (0.03, 0.3, 3.0, 30.0, 1e6)  # 1e6: the plain scaling of the source
+MIN_POINTS = 2  # its leave-one-out then fits on one point: the plain scaling
 _EPS = 1e-12
 
 
@@ -94,8 +95,8 @@ class TransferCalibrator:
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> TransferCalibrator:
         t = np.log(np.asarray(y, dtype=float))
         w = np.ones(len(t)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        if len(t) < 3:
-            raise ValueError(f"a transfer needs at least 3 measured architectures, got {len(t)}")
+        if len(t) < MIN_POINTS:
+            raise ValueError(f"a transfer needs at least {MIN_POINTS} measured architectures, got {len(t)}")
         e = extras(X)
         scores = {}
         for name, z in self._source_logs(X).items():

@@ -110,7 +110,7 @@ def test_builtin_devices_and_aliases(db):
             assert resolve_device(session, alias).provenance == "published"
         local = resolve_device(session, "local")
         assert (local.provenance, local.backend, local.default_threads, local.default_batch) == (
-            "measured", "ort", 2, 1)
+            "measured", "ort", 1, 1)  # one intra-op thread until `explorer devices probe` says otherwise
 
 
 def test_unknown_device_lists_the_known_ones(db):

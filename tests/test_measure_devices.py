@@ -41,7 +41,7 @@ def test_builtin_profiles_cover_local_and_every_published_device():
 
 def test_published_rows_parse_every_line():
     rows = published_rows()
-    assert len(rows) == 148
+    assert len(rows) == 157
     measurements = [r for r in rows if r.is_measurement]
     assert {r.device for r in measurements} == PUBLISHED
     assert {r.metric for r in rows} == {"params_m", "macs_m", "top1", "latency_ms", "throughput_img_s"}

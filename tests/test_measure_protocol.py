@@ -150,7 +150,8 @@ def test_reference_is_interleaved_and_latency_stored_relative_to_it():
     settings = ProtocolSettings(warmup=0, block_size=10, reference_block_size=5)
     result = measure(lambda: calls.append("A") or target(), settings, lambda: calls.append("B") or reference(),
                      clock=clock)
-    assert "".join(calls) == ("A" * 10 + "B" * 5) * 2
+    # every block starts with 3 untimed runs after the switch from the other model
+    assert "".join(calls) == ("A" * (3 + 10) + "B" * (3 + 5)) * 2
     assert len(result.reference_samples) == 10 and len(result.reference_block_medians) == 2
     assert result.relative_to_reference == pytest.approx(2.0, rel=0.02)
 
