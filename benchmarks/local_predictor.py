@@ -10,6 +10,7 @@ bounds what any predictor can reach.
 
     python benchmarks/local_predictor.py                     # the shipped database, device local
     python benchmarks/local_predictor.py --device dev-epyc-2c-ort --max-train 500 --seeds 3
+    python benchmarks/local_predictor.py --device dev-epyc-2c-ort --kinds xgboost,ridge,xgboost-ridge
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy import select  # noqa: E402
 from explorer.architectures import FAMILIES, family_of  # noqa: E402
 from explorer.db import Measurement, open_database  # noqa: E402
 from predictors.features import OpFeaturizer  # noqa: E402
-from predictors.latency import make_estimator  # noqa: E402
+from predictors.latency import DEFAULT_KIND, make_estimator  # noqa: E402
 from predictors.metrics import MacsBaseline, regression_metrics  # noqa: E402
 from predictors.store import load_training_set  # noqa: E402
 
@@ -72,10 +73,16 @@ def run(args) -> int:
     if rep:
         print(f"device repeatability: {rep.get('pairs_within_10', float('nan')):.1f} % of {rep.get('pairs', 0)} repeat "
               f"pairs within +-10 % of each other, median pair deviation {rep.get('median_pair_deviation_pct', float('nan')):.2f} %")
+    for kind in args.kinds.split(","):
+        _score_kind(kind, args, data, X, y, families, random)
+    return 0
+
+
+def _score_kind(kind: str, args, data, X: np.ndarray, y: np.ndarray, families: np.ndarray, random: set[str]) -> None:
     runs = []
     for seed in range(args.seeds):
         train, test = split(data.arch_ids, families, random, args.max_train, seed)
-        model = make_estimator("xgboost", random_state=seed).fit(X[train], y[train], sample_weight=data.weights[train])
+        model = make_estimator(kind, random_state=seed).fit(X[train], y[train], sample_weight=data.weights[train])
         predicted, low, high = model.predict_interval(X[test])
         macs = MacsBaseline().fit(X[train], y[train]).predict(X[test])
         result = {"all": (regression_metrics(y[test], predicted, low, high), regression_metrics(y[test], macs))}
@@ -85,7 +92,7 @@ def run(args) -> int:
                 result[family] = (regression_metrics(y[test][held], predicted[held], low[held], high[held]),
                                   regression_metrics(y[test][held], macs[held]))
         runs.append((len(train), result))
-    print(f"\ntrained on {runs[0][0]} random architectures, scored on {runs[0][1]['all'][0]['n']} held-out "
+    print(f"\n{kind}: trained on {runs[0][0]} random architectures, scored on {runs[0][1]['all'][0]['n']} held-out "
           f"architectures of the four families; median of {args.seeds} splits")
     header = f"{'held out':14s} {'n':>5s} {'within10%':>9s} {'MAPE%':>7s} {'Spearman':>9s} {'Kendall':>8s} {'cover%':>7s}   MACs-only: {'MAPE%':>6s} {'Spearman':>8s}"
     print(header)
@@ -102,8 +109,7 @@ def run(args) -> int:
                 ok = (value >= target if op == ">=" else value <= target if op == "<=" else target[0] <= value <= target[1])
                 verdicts.append(f"{metric} {value:.3g} ({'meets' if ok else 'misses'} {op} {target})")
             overall = "; ".join(verdicts)
-    print(f"\ntargets (all held-out): {overall}")
-    return 0
+    print(f"targets (all held-out): {overall}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default=None)
     parser.add_argument("--device", default="local")
     parser.add_argument("--max-train", type=int, default=500)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--kinds", default=DEFAULT_KIND,
+                        help=f"comma-separated predictor kinds to score (default {DEFAULT_KIND}, what training uses)")
     return run(parser.parse_args(argv))
 
 

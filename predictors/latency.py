@@ -2,8 +2,8 @@
 
 A :class:`LatencyRegressor` is a bootstrap ensemble on log-latency. Its members are XGBoost on
 top of a fitted :class:`~predictors.fewshot.CostModel` (the cost model extrapolates sensibly to
-architectures larger than any seen, the trees learn what it misses), ridge on log features, or
-a random forest. The interval combines the spread of the members (what the data does not pin
+architectures larger than any seen, the trees learn what it misses), ridge on log features, the
+mean of those two, or a random forest. The interval combines the spread of the members (what the data does not pin
 down) and the noise left in out-of-bag residuals, scaled so that out-of-bag coverage matches
 ``coverage``. Everything serialises to plain JSON (XGBoost boosters as their JSON model).
 """
@@ -23,7 +23,9 @@ from predictors.fewshot import CostModel, FewShotCalibrator
 from predictors.transfer import TransferCalibrator
 from search_spaces.base import ArchConfig
 
-KINDS = ("xgboost", "ridge", "rf", "fewshot", "transfer")
+KINDS = ("xgboost", "ridge", "rf", "xgboost-ridge", "fewshot", "transfer")
+#: the kind a richly measured device gets unless told otherwise
+DEFAULT_KIND = "xgboost-ridge"
 #: kinds fitted on a handful of points and scored leave-one-out
 FEW_POINT_KINDS = ("fewshot", "transfer")
 
@@ -151,13 +153,41 @@ class _ForestMember:
         return cls([{k: np.asarray(t[k], dtype=dtypes[k]) for k in dtypes} for t in d["trees"]])
 
 
-_MEMBERS = {"xgboost": _BoostedMember, "ridge": _RidgeMember, "rf": _ForestMember}
+class _BlendedMember:
+    """The mean log latency of a boosted and a ridge member fitted on the same bootstrap sample.
+
+    The trees learn interactions the ridge cannot; the ridge on log features extrapolates
+    smoothly where the trees are flat (families or sizes thin in the training set). Their errors
+    are far from perfectly correlated, so the mean beats either alone on held-out architectures
+    (``benchmarks/local_predictor.py --kinds xgboost,ridge,xgboost-ridge``)."""
+
+    def __init__(self, boosted: _BoostedMember, ridge: _RidgeMember):
+        self.boosted, self.ridge = boosted, ridge
+
+    @classmethod
+    def fit(cls, X: np.ndarray, log_y: np.ndarray, weight: np.ndarray, est: LatencyRegressor,
+            seed: int) -> _BlendedMember:
+        return cls(_BoostedMember.fit(X, log_y, weight, est, seed), _RidgeMember.fit(X, log_y, weight, est, seed))
+
+    def predict(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        return 0.5 * (self.boosted.predict(X, Z) + self.ridge.predict(X, Z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"boosted": self.boosted.to_dict(), "ridge": self.ridge.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _BlendedMember:
+        return cls(_BoostedMember.from_dict(d["boosted"]), _RidgeMember.from_dict(d["ridge"]))
+
+
+_MEMBERS = {"xgboost": _BoostedMember, "ridge": _RidgeMember, "rf": _ForestMember, "xgboost-ridge": _BlendedMember}
 
 
 class LatencyRegressor(RegressorMixin, BaseEstimator):
     """Bootstrap ensemble on log-latency with calibrated intervals (see module docstring).
 
-    kind: ``xgboost`` (cost model + boosted correction), ``ridge`` (on log features) or ``rf``.
+    kind: ``xgboost`` (cost model + boosted correction), ``ridge`` (on log features), ``rf``, or
+    ``xgboost-ridge`` (the mean of the first two, member by member).
     n_members: bootstrap members; their spread is the model part of the uncertainty.
     coverage: target probability that the measured latency falls inside (low, high).
     n_estimators, max_depth, learning_rate: boosting rounds (trees / 10 for ``rf``), tree depth, eta.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -29,10 +29,12 @@ from explorer.db import (
     ok_measurements,
     resolve_device,
 )
+from explorer.errors import UserError
 from explorer.measure.probe import pair_deviations
 from predictors.features import FEATURE_VERSION, OpFeaturizer
 from predictors.fewshot import CostModel
 from predictors.latency import (
+    DEFAULT_KIND,
     FEW_POINT_KINDS,
     KINDS,
     LatencyPredictor,
@@ -51,7 +53,33 @@ FEW_SHOT_LIMIT = 40
 #: e.g. the study's toy-conv models whose layers per stage were not published)
 INEXACT_WEIGHT = 0.1
 PRIORS = ("generic", "local")
+#: latency targets a training set can use (see :class:`TrainingSet`)
+TARGETS = ("absolute", "relative", "drift-corrected")
+#: measurements on each side whose reference timings are pooled for the drift correction: wide
+#: enough that one slow reference run does not move a latency, narrow enough (a few minutes of a
+#: campaign) to follow the machine's slow drift
+DRIFT_WINDOW = 25
 _LIBRARIES = ("numpy", "scipy", "scikit-learn", "xgboost")
+
+
+class DamagedPredictorError(UserError):
+    """A stored predictor whose model cannot be read back; the other predictors stay usable."""
+
+
+def _estimator(row: Predictor, sources: dict[str, Any] | None = None) -> Any:
+    """The estimator stored in ``row``; a damaged model (cut or edited JSON) is a clear error
+    naming the row and how to replace it, not a decoder traceback."""
+    try:
+        return estimator_from_json(row.kind, row.model_blob, sources)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+        raise _damaged(row, err) from None
+
+
+def _damaged(row: Predictor, err: Exception) -> DamagedPredictorError:
+    detail = (str(err).splitlines() or [""])[0]
+    return DamagedPredictorError(
+        f"stored predictor #{row.id} of {row.device!r} ({row.kind}) cannot be read ({type(err).__name__}: "
+        f"{detail:.120}); retrain it with `explorer predictor train --device {row.device}`")
 
 
 @dataclass(frozen=True)
@@ -68,9 +96,11 @@ class Setup:
 class TrainingSet:
     """One setup's current measurements as configs and per-image latencies.
 
-    target: ``relative`` when every measurement has a latency relative to the session's
-    reference model (then ``latency_ms`` = relative * ``reference_ms``, which removes the
-    machine's drift between sessions) or ``absolute`` (the measured medians).
+    target: how a measured median became ``latency_ms`` (:data:`TARGETS`): ``absolute`` (the
+    median itself), ``relative`` (its ratio to the reference model timed beside it, times
+    ``reference_ms``) or ``drift-corrected`` (the median divided by the running median of the
+    reference over the :data:`DRIFT_WINDOW` neighbouring measurements of its campaign, times
+    ``reference_ms``); the one whose repeat pairs agree best.
     repeatability: agreement of repeated measurements of the same architectures, if any.
     exact: per architecture, False where the stored config only approximates the measured model.
     """
@@ -110,20 +140,50 @@ def _pick_setup(rows: list[Measurement], device: Device) -> tuple[str, int, int 
     return max(counts, key=rank)
 
 
-def _repeatability(session: Session, setup: Setup, relative: bool) -> dict[str, float] | None:
-    """How well repeated measurements of the same architectures agree: ``pairs_within_10`` is the
-    share of repeat pairs (two measurements of one architecture) within +-10 % of each other;
-    ``median_deviation_pct`` / ``within_*`` the deviation of each from its architecture's median.
-    Measurements taken on a busy machine are left out, as they are from training."""
+def _setup_rows(session: Session, setup: Setup) -> list[Measurement]:
+    """Every successful measurement of one setup, repeats included, in measurement order;
+    measurements taken on a busy machine are left out, as they are from training."""
     query = select(Measurement).where(
         Measurement.device == setup.device, Measurement.status == "ok", Measurement.backend == setup.backend,
         Measurement.batch == setup.batch,
         Measurement.threads.is_(None) if setup.threads is None else Measurement.threads == setup.threads)
+    return [m for m in session.scalars(query.order_by(Measurement.id))
+            if BUSY_FLAG not in (m.flags or ()) and _per_image_ms(m) is not None]
+
+
+def target_latencies(rows: Sequence[Measurement], target: str) -> tuple[np.ndarray, float | None]:
+    """Per-image latency of each row under ``target`` and the reference scale it is expressed in.
+
+    The reference timing of a row is its median over its ``relative_to_reference``. A single
+    reference run is as noisy as the candidate's, so dividing by it (``relative``) removes drift
+    but adds that noise; the running median over the row's campaign neighbours keeps the first
+    and drops most of the second."""
+    ms = np.array([_per_image_ms(m) for m in rows], dtype=float)
+    if target == "absolute":
+        return ms, None
+    if target not in TARGETS:
+        raise ValueError(f"unknown latency target {target!r}; allowed: {', '.join(TARGETS)}")
+    reference = ms / np.array([m.relative_to_reference for m in rows], dtype=float)
+    scale = float(np.median(reference))
+    if target == "relative":
+        return ms / reference * scale, scale
+    smoothed = np.empty_like(reference)
+    by_campaign: dict[str | None, list[int]] = defaultdict(list)
+    for i, m in enumerate(rows):
+        by_campaign[m.campaign].append(i)
+    for members in by_campaign.values():
+        for j, i in enumerate(members):
+            smoothed[i] = np.median(reference[members[max(0, j - DRIFT_WINDOW): j + DRIFT_WINDOW + 1]])
+    return ms / smoothed * scale, scale
+
+
+def repeatability(arch_ids: Sequence[str], latency_ms: np.ndarray) -> dict[str, float] | None:
+    """How well repeated measurements of the same architectures agree: ``pairs_within_10`` is the
+    share of repeat pairs (two measurements of one architecture) within +-10 % of each other;
+    ``median_deviation_pct`` / ``within_*`` the deviation of each from its architecture's median."""
     values: dict[str, list[float]] = defaultdict(list)
-    for m in session.scalars(query):
-        value = m.relative_to_reference if relative else _per_image_ms(m)
-        if value is not None and value > 0 and BUSY_FLAG not in (m.flags or ()):
-            values[m.arch_id].append(value)
+    for key, value in zip(arch_ids, latency_ms):
+        values[key].append(float(value))
     deviations = [abs(v / np.median(vs) - 1) for vs in values.values() if len(vs) >= 2 for v in vs]
     if not deviations:
         return None
@@ -138,11 +198,19 @@ def _repeatability(session: Session, setup: Setup, relative: bool) -> dict[str, 
             "median_pair_deviation_pct": float(100 * np.median(pairs))}
 
 
-def _more_repeatable_relative(session: Session, setup: Setup) -> bool:
-    relative, absolute = _repeatability(session, setup, True), _repeatability(session, setup, False)
-    if relative is None or absolute is None:
-        return True
-    return relative["median_deviation_pct"] <= absolute["median_deviation_pct"]
+def _most_repeatable_target(rows: Sequence[Measurement]) -> tuple[str, np.ndarray, float | None, dict | None]:
+    """(target, latencies, scale, repeatability) of the target whose repeat pairs agree best;
+    without repeats, the drift correction where every row has a reference timing."""
+    candidates = TARGETS if all(m.relative_to_reference for m in rows) else ("absolute",)
+    arch_ids = [m.arch_id for m in rows]
+    best = None
+    for target in candidates:
+        latency, scale = target_latencies(rows, target)
+        rep = repeatability(arch_ids, latency)
+        rank = (rep["median_pair_deviation_pct"] if rep else 0.0, target != candidates[-1])
+        if best is None or rank < best[0]:
+            best = (rank, (target, latency, scale, rep))
+    return best[1]
 
 
 def load_training_set(session: Session, device: str, backend: str | None = None, batch: int | None = None,
@@ -155,25 +223,17 @@ def load_training_set(session: Session, device: str, backend: str | None = None,
             f"no successful measurements on device '{dev.name}'"
             + (f" with backend={backend}, batch={batch}, threads={threads}" if backend or batch or threads else "")
             + f"; measure some with `explorer measure --device {dev.name} --n 50`")
-    backend, batch, threads = _pick_setup(rows, dev)
-    rows = [m for m in rows if (m.backend, m.batch, m.threads) == (backend, batch, threads)]
-    rows = [m for m in rows if _per_image_ms(m) is not None]
-    setup = Setup(dev.name, backend, batch, threads)
-    # Reference-normalised latency removes slow drift but adds the reference's own noise: use it
-    # only where repeated measurements say it is the more repeatable of the two.
-    relative = all(m.relative_to_reference for m in rows) and _more_repeatable_relative(session, setup)
-    latency = np.array([_per_image_ms(m) for m in rows])
-    reference_ms = None
-    if relative:
-        ratios = np.array([m.relative_to_reference for m in rows])
-        reference_ms = float(np.median(latency / ratios))
-        latency = ratios * reference_ms
+    setup = Setup(dev.name, *_pick_setup(rows, dev))
+    history = _setup_rows(session, setup)
+    target, latency, reference_ms, rep = _most_repeatable_target(history)
+    current = {m.arch_id: i for i, m in enumerate(history)}  # the latest measurement of each
+    keep = sorted(current.values())
+    rows = [history[i] for i in keep]
     archs = [session.get_one(Architecture, m.arch_id) for m in rows]
     configs = tuple(config_from_dict(a.config_json) for a in archs)
     provenance = "published" if all(m.provenance == "published" for m in rows) else "measured"
-    return TrainingSet(setup, configs, tuple(m.arch_id for m in rows), latency, provenance,
-                       "relative" if relative else "absolute", reference_ms,
-                       _repeatability(session, setup, relative), tuple(a.exact for a in archs))
+    return TrainingSet(setup, configs, tuple(m.arch_id for m in rows), latency[keep], provenance, target,
+                       reference_ms, rep, tuple(a.exact for a in archs))
 
 
 def _library_versions() -> dict[str, str]:
@@ -275,7 +335,7 @@ def family_metrics(data: TrainingSet, X: np.ndarray, cv: dict[str, np.ndarray], 
 
 
 def default_kind(data: TrainingSet) -> str:
-    return "fewshot" if len(data.latency_ms) < FEW_SHOT_LIMIT else "xgboost"
+    return "fewshot" if len(data.latency_ms) < FEW_SHOT_LIMIT else DEFAULT_KIND
 
 
 #: name -> (stored predictor id, loaded estimator) of a richly measured device
@@ -292,7 +352,7 @@ def transfer_sources(session: Session, exclude: str | None = None) -> Sources:
         row = session.scalars(select(Predictor).where(Predictor.device == dev.name, Predictor.is_default.is_(True))
                               .order_by(Predictor.id.desc())).first()
         if row is not None and row.kind not in FEW_POINT_KINDS and row.feature_version == FEATURE_VERSION:
-            out[dev.name] = (row.id, estimator_from_json(row.kind, row.model_blob))
+            out[dev.name] = (row.id, _estimator(row))
     return out
 
 
@@ -300,7 +360,8 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
                     batch: int | None = None, threads: int | None = None, folds: int = 5, seed: int = 0,
                     prior: str = "generic", make_default: bool = True,
                     on_fold: Callable[[int, int], None] | None = None) -> LatencyPredictor:
-    """Evaluate ``kind`` (default: few-shot below ``FEW_SHOT_LIMIT`` architectures, else XGBoost)
+    """Evaluate ``kind`` (default: few-shot or transfer below ``FEW_SHOT_LIMIT`` architectures,
+    else :data:`~predictors.latency.DEFAULT_KIND`)
     on held-out architectures, fit it on all of them and store it (as the device's default).
 
     prior: of the few-shot model, ``generic`` (:data:`~predictors.fewshot.GENERIC_COEFFICIENTS`)
@@ -328,7 +389,7 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
         # outer leave-one-out it needs three points at least
         candidates = ["fewshot", "transfer"] if sources and len(data.latency_ms) >= 3 else ["fewshot"]
     else:
-        candidates = ["xgboost"]
+        candidates = [DEFAULT_KIND]
     evaluated = {k: evaluate(data, k, folds, seed, coefficients, on_fold, sources=sources) for k in candidates}
     # few points: the kind whose leave-one-out error is smallest serves; the others are reported
     kind = min(evaluated, key=lambda k: evaluated[k]["model"]["mape"])
@@ -345,7 +406,7 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
     setup = data.setup
     row = Predictor(device=setup.device, backend=setup.backend, batch=setup.batch, threads=setup.threads,
                     kind=kind, feature_version=FEATURE_VERSION,
-                    model_format="xgboost-json" if kind == "xgboost" else "json",
+                    model_format="xgboost-json" if kind.startswith("xgboost") else "json",
                     model_blob=estimator_to_json(estimator), metrics=metrics,
                     training_arch_ids=list(data.arch_ids), library_versions=_library_versions(),
                     is_default=make_default)
@@ -381,13 +442,16 @@ def _stored_sources(session: Session, row: Predictor) -> dict[str, Any] | None:
     """The source predictor a stored transfer refers to, loaded; a clear error if it is gone."""
     if row.kind != "transfer":
         return None
-    data = json.loads(row.model_blob)
-    name, key = data["source"], data["source_ids"][data["source"]]
+    try:
+        data = json.loads(row.model_blob)
+        name, key = data["source"], data["source_ids"][data["source"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise _damaged(row, err) from None
     source = session.get(Predictor, key)
     if source is None:
         raise NoPredictorError(row.device, f" (its transfer source, predictor #{key} of '{name}', is gone: "
                                            "retrain it with `explorer predictor train`)")
-    return {name: estimator_from_json(source.kind, source.model_blob)}
+    return {name: _estimator(source)}
 
 
 def load_predictor(db: Database, device: str, kind: str | None = None) -> LatencyPredictor:
@@ -398,7 +462,7 @@ def load_predictor(db: Database, device: str, kind: str | None = None) -> Latenc
     """
     with db.session() as session:
         row = predictor_row(session, device, kind)
-        return LatencyPredictor(estimator_from_json(row.kind, row.model_blob, _stored_sources(session, row)),
+        return LatencyPredictor(_estimator(row, _stored_sources(session, row)),
                                 row.device, row.backend,
                                 row.batch, row.threads, row.kind, row.metrics, row.training_arch_ids,
                                 row.feature_version, row.id)

@@ -105,7 +105,7 @@ def _known(name: str) -> bool:
 
 # -- regressors --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind, max_mape", [("xgboost", 4.0), ("ridge", 6.0), ("rf", 8.0)])
+@pytest.mark.parametrize("kind, max_mape", [("xgboost", 4.0), ("ridge", 6.0), ("rf", 8.0), ("xgboost-ridge", 4.0)])
 def test_regressor_recovers_a_known_cost_model(kind, max_mape):
     _, X, y = synthetic(260, seed=1)
     model = LatencyRegressor(kind=kind, n_members=3, n_estimators=150).fit(X[:200], y[:200])
@@ -186,6 +186,50 @@ def test_train_store_load_round_trip_predicts_identically(db):
         assert {"numpy", "xgboost", "scikit-learn"} <= set(row.library_versions)
         assert row.metrics["model"]["n"] == 60
         assert row.metrics["macs_baseline"]["mape"] > row.metrics["model"]["mape"]
+
+
+def test_a_rich_device_gets_the_blend_by_default_and_it_stores_as_json(db):
+    configs, _, y = synthetic(60, seed=9)
+    add_measurements(db, "local", configs, y)
+    trained = train_predictor(db, "local", folds=3)
+    assert trained.kind == "xgboost-ridge"
+    loaded = load_predictor(db, "local")
+    np.testing.assert_allclose(trained.predict(configs[:10])[0], loaded.predict(configs[:10])[0], rtol=1e-6)
+    with db.session() as session:
+        blob = json.loads(session.query(Predictor).one().model_blob)
+        assert set(blob["members"][0]) == {"boosted", "ridge"}
+
+
+def _timed_with_reference(db, configs, latencies, reference_ms, campaign="c") -> None:
+    """Measurements of ``configs`` (in order) whose reference model took ``reference_ms``."""
+    with db.session() as session:
+        for config, ms, ref in zip(configs, latencies, reference_ms):
+            arch = upsert_architecture(session, config)
+            session.add(Measurement(arch_id=arch.arch_id, device="local", backend="ort", batch=1, threads=1,
+                                    resolution=config.resolution, metric="latency_ms", value=float(ms),
+                                    median_ms=float(ms), relative_to_reference=float(ms / ref), status="ok",
+                                    provenance="measured", campaign=campaign))
+
+
+def test_drift_correction_follows_slow_drift_and_ignores_one_slow_reference_run(db):
+    from predictors.store import load_training_set
+
+    configs, _, true_ms = synthetic(120, seed=10, noise=0.0)
+    drift = np.linspace(1.0, 1.3, 120)  # the machine slows down by 30 % over the campaign
+    noise = np.exp(np.random.default_rng(0).normal(0, 0.04, 160))  # a reference run is as noisy as any
+    reference = 5.0 * drift * noise[:120]
+    reference[60] *= 1.8  # one reference run caught a hiccup
+    _timed_with_reference(db, configs, true_ms * drift, reference)
+    # a repeat pass of the first 40, later, on the slower machine
+    _timed_with_reference(db, configs[:40], true_ms[:40] * 1.3, 5.0 * 1.3 * noise[120:], campaign="repeat")
+    with db.session() as session:
+        data = load_training_set(session, "local")
+    assert data.target == "drift-corrected"
+    assert data.repeatability["pairs_within_10"] == 100.0
+    by_id = dict(zip(data.arch_ids, data.latency_ms))
+    log_ratio = np.log(np.array([by_id[c.arch_id] for c in configs]) / true_ms)
+    assert np.std(log_ratio) < 0.02  # 0.076 measured as is, 0.064 divided by each reference run
+    assert abs(log_ratio[60] - np.median(log_ratio)) < 0.02
 
 
 def test_errors_are_reported_per_family_and_across_families(db):
