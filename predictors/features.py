@@ -142,24 +142,36 @@ def block_runs(config: ArchConfig) -> list[tuple[Block, int]]:
 
 
 class OpFeaturizer:
-    """Batched features with a per-instance cache of block vectors (see module docstring).
+    """Batched features with two per-instance caches (see module docstring).
 
-    Op tables are made of ``Block`` objects that the spaces build with cached functions, so an
-    equal block is the same object in every config that has it. The cache maps ``id(block)`` to
-    the block itself (kept alive, so that its id cannot be reused by another object), its stage
-    names and, per placement of those stages in the stage slots, its row in a growing matrix of
-    block vectors. It is emptied when it holds ``max_blocks`` vectors, which bounds memory over
-    a long search.
+    Block vectors: op tables are made of ``Block`` objects that the spaces build with cached
+    functions, so an equal block is the same object in every config that has it. The cache maps
+    ``id(block)`` to the block itself (kept alive, so that its id cannot be reused by another
+    object), its stage names and, per placement of those stages in the stage slots, its row in a
+    growing matrix of block vectors.
+
+    Config rows: a search proposes the same architecture again and again (mutations of a
+    population, re-ranked candidate pools), so finished feature rows are kept per config (configs
+    are frozen, hashable values) and a config seen before costs one dictionary lookup.
+
+    Each cache is emptied when it holds its ``max_*`` entries, which bounds memory over a long
+    search.
     """
 
     version = FEATURE_VERSION
     names = FEATURE_NAMES
 
-    def __init__(self, max_blocks: int = 200_000) -> None:
+    def __init__(self, max_blocks: int = 200_000, max_configs: int = 100_000) -> None:
         self.max_blocks = max_blocks
-        self._clear()
+        self.max_configs = max_configs
+        self._clear_blocks()
+        self._clear_configs()
 
-    def _clear(self) -> None:
+    def _clear_configs(self) -> None:
+        self._config_rows: dict[ArchConfig, int] = {}
+        self._rows = np.zeros((0, N_FEATURES))
+
+    def _clear_blocks(self) -> None:
         self._blocks: dict[int, tuple[Block, tuple[str, ...], dict]] = {}
         self._vectors: list[np.ndarray] = []
         self._matrix = np.zeros((0, N_FEATURES))
@@ -183,8 +195,23 @@ class OpFeaturizer:
     def transform(self, configs: Iterable[ArchConfig]) -> np.ndarray:
         """(n_configs, N_FEATURES) float64 matrix."""
         configs = list(configs)
+        if len(self._config_rows) + len(configs) > self.max_configs:
+            self._clear_configs()
+        known, new, rows = self._config_rows, [], []
+        for config in configs:
+            row = known.get(config)
+            if row is None:
+                row = known[config] = len(self._rows) + len(new)
+                new.append(config)
+            rows.append(row)
+        if new:
+            self._rows = np.vstack([self._rows, self._compute(new)])
+        return self._rows[rows]
+
+    def _compute(self, configs: list[ArchConfig]) -> np.ndarray:
+        """Feature rows of configs not seen before, as sums of cached block vectors."""
         if len(self._vectors) >= self.max_blocks:
-            self._clear()
+            self._clear_blocks()
         blocks, last = self._blocks, MAX_STAGES - 1
         indices: list[int] = []
         counts: list[int] = []

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import linalg, optimize, stats
 
 from search_spaces.base import ArchConfig
+from search_spaces.optable import OpTable
 
 SURROGATE_FORMAT = "explorer-accuracy-surrogate/2"
 SURROGATE_VERSION = "2"
@@ -70,28 +71,28 @@ def _deep_share(config: ArchConfig) -> float:
     return sum(depths[-2:]) / total if total else 0.0
 
 
-def _class_share(config: ArchConfig, classes: tuple[str, ...]) -> float:
-    table = config.op_table()
+def _class_share(table: OpTable, classes: tuple[str, ...]) -> float:
     by_class = table.by_class()
     return sum(by_class.get(c, {}).get("macs", 0) for c in classes) / max(table.macs, 1)
 
 
-def _max_channels(config: ArchConfig) -> float:
-    return float(max((row.out_shape[0] for row in config.op_table().rows
+def _max_channels(table: OpTable) -> float:
+    return float(max((row.out_shape[0] for row in table.rows
                       if len(row.out_shape) == 3 and row.out_shape[1] > 1), default=1))
 
 
-#: feature name -> function of a config; all from knobs and the analytic op table (no network build)
-FEATURES: dict[str, Callable[[ArchConfig], float]] = {
-    "log_params": lambda c: math.log(c.op_table().params),
-    "log_macs": lambda c: math.log(c.op_table().macs),
-    "log_resolution": lambda c: math.log(c.resolution),
-    "log_blocks": lambda c: math.log1p(_blocks(c)),
-    "deep_share": _deep_share,
-    "log_max_channels": lambda c: math.log(_max_channels(c)),
-    "attention_mac_share": lambda c: _class_share(c, ("attention_matmul", "softmax")),
-    "depthwise_mac_share": lambda c: _class_share(c, ("depthwise_conv",)),
-    **{f"family={f}": (lambda c, f=f: float(_family(c) == f)) for f in FAMILIES},
+#: feature name -> function of a config and its op table; all from knobs and the analytic op
+#: table (no network build), which :func:`feature_matrix` builds once per config
+FEATURES: dict[str, Callable[[ArchConfig, OpTable], float]] = {
+    "log_params": lambda c, t: math.log(t.params),
+    "log_macs": lambda c, t: math.log(t.macs),
+    "log_resolution": lambda c, t: math.log(c.resolution),
+    "log_blocks": lambda c, t: math.log1p(_blocks(c)),
+    "deep_share": lambda c, t: _deep_share(c),
+    "log_max_channels": lambda c, t: math.log(_max_channels(t)),
+    "attention_mac_share": lambda c, t: _class_share(t, ("attention_matmul", "softmax")),
+    "depthwise_mac_share": lambda c, t: _class_share(t, ("depthwise_conv",)),
+    **{f"family={f}": (lambda c, t, f=f: float(_family(c) == f)) for f in FAMILIES},
 }
 #: the scaling prior: width (through #params and MACs), depth and resolution, as in compound scaling
 SIZE_FEATURES = ("log_params", "log_macs", "log_resolution", "log_blocks")
@@ -121,8 +122,11 @@ def feature_matrix(configs: Sequence[ArchConfig], features: Sequence[str] = SHAP
     unknown = [f for f in features if f not in FEATURES]
     if unknown:
         raise ValueError(f"unknown surrogate feature {unknown[0]!r}; allowed: {', '.join(FEATURES)}")
-    return np.array([[FEATURES[f](c) for f in features] for c in configs], dtype=np.float64).reshape(
-        len(configs), len(features))
+    rows = []
+    for config in configs:
+        table = config.op_table()
+        rows.append([FEATURES[f](config, table) for f in features])
+    return np.array(rows, dtype=np.float64).reshape(len(configs), len(features))
 
 
 @dataclass(frozen=True)
