@@ -76,6 +76,18 @@ def test_fast_path_equals_the_op_table_path():
     np.testing.assert_array_equal(fast, slow)
 
 
+def test_config_rows_are_reused_and_bounded():
+    configs = sample_configs(30, seed=5)
+    featurizer = OpFeaturizer(max_configs=40)
+    first = featurizer.transform(configs)
+    repeated = configs[::-1] + configs[:5]  # seen configs, in another order, with duplicates
+    np.testing.assert_array_equal(featurizer.transform(repeated), first[list(range(29, -1, -1)) + list(range(5))])
+    more = sample_configs(25, seed=6)  # past the bound: the config cache starts again
+    np.testing.assert_array_equal(featurizer.transform(more + configs[:3]),
+                                  np.stack([config_features(c) for c in more + configs[:3]]))
+    assert len(featurizer._config_rows) <= 40
+
+
 def test_features_agree_with_the_op_table_totals():
     config = LOWFORMER_PRESETS["lowformer-b1"][0]
     table = config.op_table()
