@@ -36,9 +36,17 @@ import numpy as np
 from scipy import stats
 
 from explorer.db import Database
+from explorer.errors import UserError
 from predictors.proxies.microtask import MicroTaskError
-from predictors.proxies.registry import SCORES, SIZE, SURROGATE, SURROGATE_STATISTIC, ScoreSpec
-from predictors.proxies.scoring import ScoreValue, ScoringOptions, cached_values, score_values
+from predictors.proxies.registry import SCORES, SIZE, SURROGATE, SURROGATE_STATISTIC, ScoreSpec, score_spec
+from predictors.proxies.scoring import (
+    NotCachedError,
+    ScoreValue,
+    ScoringOptions,
+    cached_values,
+    score_values,
+    surrogate_details,
+)
 from predictors.proxies.size import SizeRankError, params
 from predictors.proxies.zero_cost import ProxyError
 from predictors.results import (
@@ -51,7 +59,7 @@ from predictors.results import (
     mean_by_architecture,
     surrogate_training_results,
 )
-from search_spaces.base import ArchConfig
+from search_spaces.base import ArchConfig, arch_id
 
 MIN_EVIDENCE = 5
 MIN_PARTIAL_TAU = 0.1
@@ -261,3 +269,37 @@ def default_objective(db: Database | None, options: ScoringOptions | None = None
     if db is None:
         return FALLBACK_OBJECTIVE
     return calibration_report(db, options, compute=False).default
+
+
+def score_architecture(db: Database | None, config: ArchConfig, objectives: Sequence[str] | None = None,
+                       options: ScoringOptions | None = None, name: str | None = None) -> dict:
+    """Scores of one architecture as a JSON-ready dict: ``arch_id``, one key per score (None
+    where unavailable, e.g. a micro-task that is not cached and not requested), ``default``
+    (name and value of the default objective) and ``details`` (label, cost, cache state and,
+    for the surrogate, its uncertainty and extrapolation flags)."""
+    options = options or ScoringOptions()
+    default = default_objective(db)
+    wanted = list(dict.fromkeys(objectives or SCORES))
+    if default not in wanted:
+        wanted.append(default)
+    out: dict = {"arch_id": arch_id(config), "name": name, "resolution": config.resolution}
+    details: dict[str, dict] = {}
+    for objective in wanted:
+        spec = score_spec(objective)
+        entry = {"label": spec.label, "version": spec.version}
+        try:
+            value = score_values(db, [config], objective, options)[0]
+            out[objective] = value.value
+            entry.update(seconds=value.seconds, cached=value.cached, scoring_resolution=value.resolution)
+        except NotCachedError:
+            out[objective] = None
+            entry["unavailable"] = "not cached; request it explicitly (it trains a network)"
+        except (UserError, SizeRankError, MicroTaskError, ProxyError) as err:
+            out[objective] = None
+            entry["unavailable"] = str(err)
+        if spec.kind == SURROGATE and out[objective] is not None:
+            entry.update(surrogate_details(load_surrogate(db), config))
+        details[objective] = entry
+    out["default"] = {"name": default, "value": out[default], "label": SCORES[default].label}
+    out["details"] = details
+    return out

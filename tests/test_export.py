@@ -36,6 +36,7 @@ from explorer.export import (
     standalone_model_source,
 )
 from explorer.export.families.lowformer import build_lowformer
+from explorer.export.layout import SECTIONS
 from explorer.export.model_source import defined_names
 from explorer.export.sources import export_items
 from search_spaces.lowformer import LowFormerConfig
@@ -190,16 +191,22 @@ def test_model_sources_define_every_name_once():
 
 def test_model_sources_follow_the_import_graph():
     names = {space: [m.__name__ for m in model_sources(space)] for space in EXPORT_FAMILIES}
-    assert names["fmvit"] == ["explorer.export.factory", "search_spaces.fmvit.rules", "search_spaces.fmvit.modules",
-                              "search_spaces.fmvit.network", "explorer.export.families.fmvit"]
-    lowformer = names["lowformer"]  # its modules import FMViT's and MCGA's attention
-    assert lowformer.index("search_spaces.fmvit.modules") < lowformer.index("search_spaces.lowformer.modules")
-    assert lowformer.index("search_spaces.mcga.modules") < lowformer.index("search_spaces.lowformer.modules")
-    assert not any("efficientvit" in name for name in lowformer)
-    efficientvit = names["efficientvit"]  # it reuses LowFormer's blocks, backbone and classifier
-    assert efficientvit.index("search_spaces.lowformer.network") < efficientvit.index("search_spaces.efficientvit.network")
-    assert efficientvit.index("search_spaces.lowformer.modules") < efficientvit.index("search_spaces.lowformer.network")
+    assert names["fmvit"] == ["explorer.export.factory", "search_spaces.blocks.rules", "search_spaces.blocks.modules",
+                              "search_spaces.blocks.mixers.modules", "search_spaces.fmvit.rules",
+                              "search_spaces.fmvit.modules", "search_spaces.fmvit.network",
+                              "explorer.export.families.fmvit"]
+    families = ("lowformer", "efficientvit", "fmvit", "mcga")
+    for space, modules in names.items():  # a family's sources are the shared blocks and its own modules
+        family = next(f for f in families if space.startswith(f))
+        assert not any(f".{other}." in name for name in modules for other in families if other != family)
+        assert modules.index("search_spaces.blocks.modules") < modules.index(f"search_spaces.{family}.modules")
     assert names["efficientvit"] == names["efficientvit-seed"]
+
+
+def test_a_layout_name_no_model_source_defines_is_an_error(monkeypatch):
+    monkeypatch.setitem(SECTIONS, "search_spaces.mcga.network", SECTIONS["search_spaces.mcga.network"] + "Missing\n")
+    with pytest.raises(ValueError, match="'search_spaces.mcga.network' names 'Missing'"):
+        standalone_model_source(resolve("mcga-paper"), "mcga-paper")
 
 
 @pytest.mark.parametrize("name", ["efficientvit-b0", "efficientvit-seed", "fmvit-t", "mcga-paper", "new-attention"])

@@ -69,7 +69,7 @@ def _format(value: float | None) -> str:
 def _score(args: argparse.Namespace) -> int:
     from explorer.architectures import name_of, resolve
     from explorer.db import open_database
-    from predictors.proxies import score_architecture
+    from predictors.calibration import score_architecture
 
     config = resolve(args.spec, args.resolution)
     objectives = [args.objective] if args.objective else None

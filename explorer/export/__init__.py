@@ -9,6 +9,7 @@ recipe of the nearest published LowFormer, or which paper to follow for the othe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,11 +185,18 @@ def export_package(item: ExportItem, directory: str | Path) -> Path:
     return directory
 
 
+def directory_name(label: str) -> str:
+    """``label`` as one plain directory name: separators, ``..`` and other characters a study
+    name may hold become ``_``, so an export never lands outside the directory it was given."""
+    name = re.sub(r"[^0-9A-Za-z_.+-]", "_", label).lstrip(".")
+    return name or "_"
+
+
 def export_many(items: Iterable[ExportItem], root: str | Path) -> list[ExportResult]:
     """Each item into ``root/<label>``; a failure is recorded in its result and the rest go on."""
     results = []
     for item in items:
-        directory = Path(root) / item.label
+        directory = Path(root) / directory_name(item.label)
         try:
             export_package(item, directory)
         except Exception as err:  # noqa: BLE001 - one bad config must not stop the others

@@ -1,10 +1,12 @@
-"""The text of an exported ``model.py``: the sources a family's network needs, concatenated in
-dependency order, then the family's factory and the architecture's config.
+"""The text of an exported ``model.py``: the definitions a family's network needs, in the sections
+of :mod:`explorer.export.layout`, then the family's factory and the architecture's config.
 
-The sources are found from the import graph of the family's factory module: project imports
-(``from search_spaces.x.y import ...``) are followed and dropped, third-party imports kept. That
-works because every module on the way imports its project names with plain ``from`` imports and
-no two of them define the same top-level name (``tests/test_export.py`` checks both).
+Definitions are found by name among the model sources: the project modules that the export
+families' factory modules import, directly or not. Project imports are followed and dropped,
+and a section keeps the third-party imports its definitions use. That works because every
+module on the way imports its project names with plain ``from`` imports and no two of them
+define the same top-level name (``tests/test_export.py`` checks both), and it keeps an exported
+file the same when definitions move between modules.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 from string import Template
 from types import ModuleType
 
-from explorer.export.families import export_family
+from explorer.export.families import EXPORT_FAMILIES, export_family
+from explorer.export.layout import FAMILY_SECTIONS, SECTIONS
 from search_spaces.base import ArchConfig
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -88,43 +91,86 @@ def _defined(tree: ast.Module) -> list[str]:
 
 def model_name(label: str) -> str:
     """A Python identifier for the factory function: ``lowformer-b1.5`` -> ``lowformer_b1_5``."""
-    name = re.sub(r"\W", "_", label)
+    name = re.sub(r"[^0-9A-Za-z_]", "_", label)
     return name if name[:1].isalpha() else f"model_{name}"
 
 
-def _split_source(module: ModuleType) -> tuple[list[str], str]:
-    """(third-party import statements, body) of a module: its docstring and project imports dropped."""
+def _in_docstring(text: str) -> str:
+    """``text`` escaped for a triple-quoted docstring: quotes, backslashes and line breaks in a
+    name or study name stay text and cannot close the string and add code."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _segments(module: ModuleType) -> dict[str, tuple[str, ast.stmt]]:
+    """Name -> (source text with the comment lines just above it, node) of each definition."""
     source = inspect.getsource(module)
     lines = source.splitlines()
-    drop: set[int] = set()
-    imports = []
-    for index, node in enumerate(ast.parse(source).body):
-        span = range(node.lineno - 1, node.end_lineno)
-        if index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            drop.update(span)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            drop.update(span)
-            if not _project_import(node):
-                imports.append(ast.get_source_segment(source, node))
-    body = "\n".join(line for i, line in enumerate(lines) if i not in drop)
-    return imports, body.strip("\n")
+    found = {}
+    for node in ast.parse(source).body:
+        names = _defined(ast.Module(body=[node], type_ignores=[]))
+        if not names:
+            continue
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())]) - 1
+        while start and lines[start - 1].lstrip().startswith("#"):
+            start -= 1
+        found[names[0]] = ("\n".join(lines[start:node.end_lineno]), node)
+    return found
+
+
+def _third_party_imports(module: ModuleType) -> dict[str, str]:
+    """Name bound -> the third-party import statement of ``module`` that binds it."""
+    source = inspect.getsource(module)
+    bound = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and not _project_import(node):
+            for alias in node.names:
+                bound[alias.asname or alias.name.split(".")[0]] = ast.get_source_segment(source, node)
+    return bound
+
+
+def _definitions() -> dict[str, tuple[str, list[str]]]:
+    """Name -> (source text, third-party imports it uses) of every definition of the model sources."""
+    modules = dict.fromkeys(module for space in EXPORT_FAMILIES for module in model_sources(space))
+    found: dict[str, tuple[str, list[str]]] = {}
+    for module in modules:
+        imports = _third_party_imports(module)
+        for name, (text, node) in _segments(module).items():
+            used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            found[name] = (text, [imports[n] for n in sorted(used) if n in imports])
+    return found
+
+
+def _section(title: str, definitions: dict[str, tuple[str, list[str]]]) -> tuple[list[str], str]:
+    """(third-party imports, body) of one section of the layout."""
+    imports, lines = [], []
+    for line in SECTIONS[title].splitlines():
+        if not line:
+            lines.append("")
+            continue
+        if line not in definitions:
+            raise ValueError(f"model.py section {title!r} names {line!r}, which no model source defines")
+        text, used = definitions[line]
+        lines.append(text)
+        imports += used
+    return list(dict.fromkeys(imports)), "\n".join(lines)
 
 
 def standalone_model_source(config: ArchConfig, label: str) -> str:
-    """The text of ``model.py``: the family's sources concatenated, then this config."""
+    """The text of ``model.py``: the family's sections, then this config."""
     family = export_family(config.space)
-    modules = model_sources(config.space)
+    sections = FAMILY_SECTIONS[config.space]
+    definitions = _definitions()
     imports, bodies = ["import json"], []
-    for module in modules:
-        module_imports, body = _split_source(module)
-        imports += [line for line in module_imports if line not in imports]
-        bodies.append(f"# -- {module.__name__} ".ljust(96, "-") + "\n\n" + body)
+    for title in sections:
+        section_imports, body = _section(title, definitions)
+        imports += [line for line in section_imports if line not in imports]
+        bodies.append(f"# -- {title} ".ljust(96, "-") + "\n\n" + body)
     imports.sort(key=lambda line: (not line.startswith("from __future__"), line.startswith("from "), line))
-    taken = {name for module in modules for name in defined_names(module)}
+    taken = {name for title in sections for name in SECTIONS[title].split()}
     entry = model_name(label)
     entry = f"{entry}_model" if entry in taken else entry
     form = f", {config.form} form" if hasattr(config, "form") else ""
-    header = (f'"""{label}: {family.title} network in plain PyTorch (architecture {config.arch_id}{form}).\n\n'
+    header = (f'"""{_in_docstring(label)}: {family.title} network in plain PyTorch (architecture {config.arch_id}{form}).\n\n'
               "Generated from the sources of the design space it was searched in; needs only torch.\n"
               '"""\n\n' + "\n".join(imports))
     keys = family.stages(config.to_dict()).module_name()

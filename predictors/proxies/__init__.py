@@ -23,7 +23,6 @@ from predictors.proxies.scoring import (
     ScoreValue,
     ScoringOptions,
     cached_values,
-    score_architecture,
     score_configs,
     score_values,
 )
@@ -53,7 +52,6 @@ __all__ = [
     "naswot",
     "params",
     "scaled_config",
-    "score_architecture",
     "score_configs",
     "score_spec",
     "score_values",

@@ -22,10 +22,9 @@ from sqlalchemy import select
 
 from explorer.db import Database, ProxyScore, upsert_architecture
 from explorer.errors import UserError
-from predictors.proxies.microtask import GeneratedTask, MicroTaskError, MicroTaskSettings, Task, microtask
+from predictors.proxies.microtask import GeneratedTask, MicroTaskSettings, Task, microtask
 from predictors.proxies.registry import (
     MICRO_TASK,
-    SCORES,
     SIZE,
     SURROGATE,
     SURROGATE_STATISTIC,
@@ -33,8 +32,8 @@ from predictors.proxies.registry import (
     ScoreSpec,
     score_spec,
 )
-from predictors.proxies.size import SizeRankError, macs, params, size_rank
-from predictors.proxies.zero_cost import ZERO_COST_PROXIES, ProxyError, default_scoring_resolution
+from predictors.proxies.size import macs, params, size_rank
+from predictors.proxies.zero_cost import ZERO_COST_PROXIES, default_scoring_resolution
 from predictors.results import MICRO_TASK as MICRO_TASK_PROVENANCE
 from predictors.results import MICRO_TASK_SOURCE, load_surrogate, store_result
 from search_spaces.base import ArchConfig, arch_id
@@ -195,19 +194,14 @@ def cached_values(db: Database, configs: Sequence[ArchConfig], objective: str,
     return [ScoreValue(found[k].value, found[k].seconds, k[1], True) if k in found else None for k in keys]
 
 
-def score_configs(db: Database | None, configs: Sequence[ArchConfig], objective: str = "default",
+def score_configs(db: Database | None, configs: Sequence[ArchConfig], objective: str,
                   options: ScoringOptions | None = None, progress: bool = False) -> np.ndarray:
     """One accuracy score per config (higher = predicted more accurate), as a float array.
 
-    ``objective``: a name from ``available_objectives()`` or ``default`` (the score with the best
-    measured evidence, :func:`predictors.calibration.default_objective`). Cheap scores are
-    computed directly, zero-cost proxies are read from or written to the cache, and
-    ``microtask`` raises :class:`NotCachedError` for uncached configs unless
-    ``options.compute_expensive``."""
-    if objective == "default":
-        from predictors.calibration import default_objective  # calibration builds on this module
-
-        objective = default_objective(db)
+    ``objective``: a name from ``available_objectives()`` (the one with the best measured evidence
+    is :func:`predictors.calibration.default_objective`). Cheap scores are computed directly,
+    zero-cost proxies are read from or written to the cache, and ``microtask`` raises
+    :class:`NotCachedError` for uncached configs unless ``options.compute_expensive``."""
     return np.array([v.value for v in score_values(db, configs, objective, options, progress)], dtype=np.float64)
 
 
@@ -221,39 +215,3 @@ def surrogate_details(surrogate, config: ArchConfig) -> dict:
             "extrapolation": bool(prediction.flagged[0]), "reasons": list(prediction.reasons[0]),
             "nearest_result": {"name": surrogate.labels_[nearest], "top1": float(surrogate.targets_[nearest])},
             "surrogate_variant": surrogate.variant}
-
-
-def score_architecture(db: Database | None, config: ArchConfig, objectives: Sequence[str] | None = None,
-                       options: ScoringOptions | None = None, name: str | None = None) -> dict:
-    """Scores of one architecture as a JSON-ready dict: ``arch_id``, one key per score (None
-    where unavailable, e.g. a micro-task that is not cached and not requested), ``default``
-    (name and value of the default objective) and ``details`` (label, cost, cache state and,
-    for the surrogate, its uncertainty and extrapolation flags)."""
-    from predictors.calibration import default_objective  # calibration builds on this module
-
-    options = options or ScoringOptions()
-    default = default_objective(db)
-    wanted = list(dict.fromkeys(objectives or SCORES))
-    if default not in wanted:
-        wanted.append(default)
-    out: dict = {"arch_id": arch_id(config), "name": name, "resolution": config.resolution}
-    details: dict[str, dict] = {}
-    for objective in wanted:
-        spec = score_spec(objective)
-        entry = {"label": spec.label, "version": spec.version}
-        try:
-            value = score_values(db, [config], objective, options)[0]
-            out[objective] = value.value
-            entry.update(seconds=value.seconds, cached=value.cached, scoring_resolution=value.resolution)
-        except NotCachedError:
-            out[objective] = None
-            entry["unavailable"] = "not cached; request it explicitly (it trains a network)"
-        except (UserError, SizeRankError, MicroTaskError, ProxyError) as err:
-            out[objective] = None
-            entry["unavailable"] = str(err)
-        if spec.kind == SURROGATE and out[objective] is not None:
-            entry.update(surrogate_details(load_surrogate(db), config))
-        details[objective] = entry
-    out["default"] = {"name": default, "value": out[default], "label": SCORES[default].label}
-    out["details"] = details
-    return out

@@ -8,20 +8,11 @@ open choices are knobs). Every knob is validated on construction; an invalid val
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
-from search_spaces.base import (
-    KnobError,
-    arch_id,
-    check_choice,
-    check_int,
-    check_int_tuple,
-    unknown_keys,
-)
+from search_spaces.base import KnobError, check_choice, check_int, check_int_tuple
+from search_spaces.blocks.config import ConfigMixin
 from search_spaces.efficientvit import rules
 
 WIDTH_RANGES = ((8, 128), (8, 256), (8, 512), (8, 1024), (8, 2048))
@@ -59,42 +50,6 @@ def _check_width_mult(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         raise KnobError("width_mult", value, f"a number in [{low}, {high}]")
     return float(value)
-
-
-class ConfigMixin:
-    """``to_dict``, ``from_dict``, JSON, ``arch_id``, ``with_resolution`` and ``input_shape`` of a
-    frozen config dataclass of plain fields (tuples serialise as lists)."""
-
-    space: ClassVar[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, knobs: dict[str, Any]):
-        if not isinstance(knobs, dict):
-            raise KnobError("config", knobs, f"a JSON object of {cls.space} knobs")
-        if knobs.get("space", cls.space) != cls.space:
-            raise KnobError("space", knobs["space"], f"'{cls.space}'")
-        unknown_keys(knobs, cls)
-        return cls(**{k: v for k, v in knobs.items() if k != "space"})
-
-    def to_json(self) -> str:
-        return json.dumps({"space": self.space, **self.to_dict()}, indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json_file(cls, path: str | Path):
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    @property
-    def arch_id(self) -> str:
-        return arch_id(self)
-
-    def with_resolution(self, resolution: int):
-        return dataclasses.replace(self, resolution=resolution)
-
-    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
-        return (batch, 3, self.resolution, self.resolution)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """EfficientViT building blocks in plain PyTorch (imports torch only, so exports can carry it).
 
-The released B-series reuses LowFormer's ``ConvLayer``, ``Residual``, ``ClsHead``, ``MBConv``
-and ``LiteMLA`` (the same ops; LowFormer's builder holds their general forms). Names follow the released
+The released B-series is built from the shared blocks (``ConvLayer``, ``Residual``, ``ClsHead``,
+``MBConv`` and the ``LiteMLA`` token mixer of :mod:`search_spaces.blocks`). Names follow the released
 code (``inverted_conv``, ``depth_conv``, ``point_conv``, ``qkv``, ``aggreg``, ``proj``,
 ``context_module``, ``local_module``) because state-dict keys are an interface. The seed-paper
 blocks (``SeedDownsample``, ``SeedAttentionBlock``, ``SeedHead``) are a reconstruction.
@@ -10,8 +10,9 @@ blocks (``SeedDownsample``, ``SeedAttentionBlock``, ``SeedHead``) are a reconstr
 import torch.nn.functional as F
 from torch import nn
 
+from search_spaces.blocks.mixers.modules import LiteMLA
+from search_spaces.blocks.modules import ConvLayer, MBConv, Residual
 from search_spaces.efficientvit.rules import SEED_EXPANSION, SEED_KEY_DIM
-from search_spaces.lowformer.modules import ConvLayer, LiteMLA, MBConv, Residual
 
 
 class DSConv(nn.Module):

@@ -1,15 +1,16 @@
 """EfficientViT networks from plain dicts of knobs (``config.to_dict()``).
 
 Takes a dict rather than the config classes so that an exported ``model.py`` needs nothing but
-torch, this file, ``modules.py``, ``rules.py`` and the LowFormer modules it reuses.
+torch, this file, ``modules.py``, ``rules.py`` and the shared blocks it composes.
 """
 
 from torch import nn
 
+from search_spaces.blocks.modules import ClsHead, ConvLayer, MBConv, Residual
+from search_spaces.blocks.network import LOWFORMER_FEATURE_KEYS, Backbone, Classifier
 from search_spaces.efficientvit.modules import (
     DSConv,
     EfficientViTBlock,
-    MBConv,
     SeedAttentionBlock,
     SeedDownsample,
     SeedHead,
@@ -23,8 +24,6 @@ from search_spaces.efficientvit.rules import (
     seed_mid,
     seed_widths,
 )
-from search_spaces.lowformer.modules import ClsHead, ConvLayer, Residual
-from search_spaces.lowformer.network import LOWFORMER_FEATURE_KEYS, Backbone, Classifier
 
 EFFICIENTVIT_FEATURE_KEYS = LOWFORMER_FEATURE_KEYS
 

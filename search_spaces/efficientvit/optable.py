@@ -1,37 +1,24 @@
 """Analytic op tables of the EfficientViT spaces, mirroring ``network.py`` op by op.
 
-The stem conv, ``ConvLayer`` rows and the classification head are LowFormer's (the same
-modules). Blocks are produced by cached pure functions keyed on their hyper-parameters, so identical
+The stem conv, ``ConvLayer`` and MBConv rows, the classification head and LiteMLA are shared
+blocks (:mod:`search_spaces.blocks`). Blocks are produced by cached pure functions keyed on their hyper-parameters, so identical
 blocks within a network and across the configs of a search share their rows.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from search_spaces import optable as ops
+from search_spaces.blocks.mixers.lite_mla import lite_mla_rows
+from search_spaces.blocks.optable import CACHE_SIZE, avg_pool, conv_layer, mbconv_rows, stem
+from search_spaces.blocks.optable import head as cls_head
 from search_spaces.efficientvit import rules
-from search_spaces.lowformer import rules as lowformer_rules
-from search_spaces.efficientvit.config import EfficientViTConfig, EfficientViTSeedConfig
-from search_spaces.lowformer.optable import conv_layer
-from search_spaces.lowformer.optable import head as cls_head
-from search_spaces.lowformer.optable import lite_mla_rows
-from search_spaces.lowformer.optable import stem
-from search_spaces.optable import Block, OpRow, OpTable
+from search_spaces.optable import Block, OpTable
 
-Rows = tuple[OpRow, ...]
-CACHE_SIZE = 1 << 16
-
-
-def mbconv_rows(stage: str, name: str, c_in: int, c_out: int, stride: int, mid: int, kernel: int,
-                variant: str, h: int, w: int) -> tuple[Rows, int, int]:
-    bias, norm = lowformer_rules.MBCONV_VARIANTS[variant]
-    a, h1, w1 = conv_layer(stage, ops.join_name(name, "inverted_conv"), c_in, mid, 1, 1, h, w, bias=bias, norm=norm)
-    b, h2, w2 = conv_layer(stage, ops.join_name(name, "depth_conv"), mid, mid, kernel, stride, h1, w1, groups=mid,
-                           bias=bias, norm=norm)
-    c, h3, w3 = conv_layer(stage, ops.join_name(name, "point_conv"), mid, c_out, 1, 1, h2, w2, act=False)
-    return a + b + c, h3, w3
+if TYPE_CHECKING:
+    from search_spaces.efficientvit.config import EfficientViTConfig, EfficientViTSeedConfig
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -80,12 +67,6 @@ def efficientvit_op_table(config: EfficientViTConfig) -> OpTable:
             blocks += [(f"{stage}.{j}", block) for j in range(1, depths[i] + 1)]
     blocks.append(("head", cls_head(widths[4], h, w, config.head_widths, config.num_classes)))
     return OpTable(blocks=blocks)
-
-
-def avg_pool(stage: str, name: str, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> OpRow:
-    """A local average pool (``ops.pool`` is the global one)."""
-    return OpRow(stage, name, ops.POOL, in_shape, out_shape, 0, 0, math.prod(in_shape) * ops.BYTES_PER_ELEMENT,
-                 math.prod(out_shape) * ops.BYTES_PER_ELEMENT)
 
 
 @lru_cache(maxsize=CACHE_SIZE)

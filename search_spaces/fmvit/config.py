@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from search_spaces.base import KnobError, check_bool, check_choice, check_int
-from search_spaces.efficientvit.config import ConfigMixin
+from search_spaces.blocks.config import ConfigMixin
 from search_spaces.fmvit import rules
 
 WIDTH_RANGE = (8, 2048)

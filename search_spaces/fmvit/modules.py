@@ -6,105 +6,17 @@ bias), ``rep=(2, 4)`` the training form, where each conv is a :class:`RepConv` (
 conv+BN branches, 1x1 convs with multi-group branches for each G in ``rep``) and the MLPs and
 the head carry a BatchNorm before their first linear layer. :func:`reparameterize` turns the
 training form into the inference form with the same outputs and the same state-dict keys.
+:class:`RepConv` and the shared-projection attention are shared blocks (:mod:`search_spaces.blocks`).
 """
 
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.fmvit.rules import STEM_ASYMMETRIC, pointwise_groups, rlmhsa_heads
-
-
-def fold_batchnorm(bn):
-    """(scale, shift) of an eval-mode BatchNorm: bn(x) = scale * x + shift per channel."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return scale, bn.bias - bn.running_mean * scale
-
-
-class ConvBN(nn.Module):
-    """One train-time branch: Conv2d without bias ("same" padding) followed by BatchNorm2d."""
-
-    def __init__(self, c_in, c_out, kernel, stride, groups):
-        super().__init__()
-        padding = (kernel[0] // 2, kernel[1] // 2)
-        self.conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
-
-
-class RepConv(nn.Module):
-    """Sum of parallel conv+BN branches (and an optional identity BN), foldable into one conv.
-
-    The first branch is the main kxk conv with ``groups``; ``branches`` adds (k_h, k_w, groups)
-    branches whose groups are multiples of ``groups``.
-    """
-
-    def __init__(self, c_in, c_out, kernel, stride=1, groups=1, branches=(), identity=False):
-        super().__init__()
-        self.c_in, self.c_out, self.kernel, self.stride, self.groups = c_in, c_out, kernel, stride, groups
-        specs = ((kernel, kernel, groups),) + tuple(branches)
-        self.branches = nn.ModuleList(ConvBN(c_in, c_out, (kh, kw), stride, g) for kh, kw, g in specs)
-        self.identity = nn.BatchNorm2d(c_out) if identity else None
-
-    def forward(self, x):
-        out = self.branches[0](x)
-        for branch in self.branches[1:]:
-            out = out + branch(x)
-        if self.identity is not None:
-            out = out + self.identity(x)
-        return out
-
-    def _embed(self, weight, groups):
-        """A branch kernel [c_out, c_in/groups, kh, kw] as the main conv's [c_out, c_in/self.groups, k, k]:
-        centred in k x k, and block-diagonal within each main group (a grouped conv is a sparse one)."""
-        k, kh, kw = self.kernel, weight.shape[2], weight.shape[3]
-        out_per_group, in_local, in_main = self.c_out // groups, self.c_in // groups, self.c_in // self.groups
-        out_per_main = self.c_out // self.groups
-        dense = weight.new_zeros(self.c_out, in_main, k, k)
-        top, left = (k - kh) // 2, (k - kw) // 2
-        for j in range(groups):
-            rows = slice(j * out_per_group, (j + 1) * out_per_group)
-            start = j * in_local - (j * out_per_group // out_per_main) * in_main
-            dense[rows, start:start + in_local, top:top + kh, left:left + kw] = weight[rows]
-        return dense
-
-    def fuse(self):
-        """The single Conv2d (with bias) computing the same function in eval mode."""
-        weight = 0
-        bias = 0
-        for branch in self.branches:
-            scale, shift = fold_batchnorm(branch.bn)
-            weight = weight + self._embed(branch.conv.weight * scale.reshape(-1, 1, 1, 1), branch.conv.groups)
-            bias = bias + shift
-        if self.identity is not None:
-            scale, shift = fold_batchnorm(self.identity)
-            eye = self.identity.weight.new_zeros(self.c_out, self.c_in // self.groups, self.kernel, self.kernel)
-            centre = self.kernel // 2
-            eye[torch.arange(self.c_out), torch.arange(self.c_out) % (self.c_in // self.groups), centre, centre] = 1
-            weight = weight + eye * scale.reshape(-1, 1, 1, 1)
-            bias = bias + shift
-        conv = nn.Conv2d(self.c_in, self.c_out, self.kernel, self.stride, self.kernel // 2, groups=self.groups,
-                         bias=True, device=weight.device, dtype=weight.dtype)
-        conv.weight.data.copy_(weight.detach())
-        conv.bias.data.copy_(bias.detach())
-        return conv
-
-
-def make_conv(c_in, c_out, kernel, stride=1, groups=1, branches=(), identity=False, rep=None):
-    """A conv with bias (inference form, ``rep=None``) or its train-time :class:`RepConv`."""
-    if rep is None:
-        return nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=True)
-    return RepConv(c_in, c_out, kernel, stride, groups, branches, identity)
-
-
-def pointwise(c_in, c_out, rep=None):
-    """A 1x1 conv; at train time with a grouped branch for every G in ``rep`` dividing both widths."""
-    branches = () if rep is None else tuple((1, 1, g) for g in pointwise_groups(c_in, c_out, rep))
-    return make_conv(c_in, c_out, 1, branches=branches, rep=rep)
+from search_spaces.blocks.mixers.modules import SharedProjectionAttention
+from search_spaces.blocks.modules import RepConv, fold_batchnorm, make_conv, pointwise
+from search_spaces.fmvit.rules import STEM_ASYMMETRIC, rlmhsa_heads
 
 
 def _fold_into(norm, layer):
@@ -192,26 +104,6 @@ class CFB(nn.Module):
     def forward(self, x):
         x = x + self.point_conv(self.act(self.depth_conv(x)))
         return x + self.mlp(x)
-
-
-class SharedProjectionAttention(nn.Module):
-    """Shared-projection attention without its residual: Y = BN(X); K = V = W Y; Q = Y;
-    softmax(Q Kᵀ/√d) V (then an optional output projection)."""
-
-    def __init__(self, channels, heads, out_proj=False, rep=None):
-        super().__init__()
-        self.heads = heads
-        self.norm = nn.BatchNorm2d(channels)
-        self.kv = pointwise(channels, channels, rep)
-        self.proj = pointwise(channels, channels, rep) if out_proj else nn.Identity()
-
-    def forward(self, x):
-        b, c, h, w = x.shape
-        y = self.norm(x)
-        q = y.reshape(b, self.heads, c // self.heads, h * w).transpose(-1, -2)
-        kv = self.kv(y).reshape(b, self.heads, c // self.heads, h * w).transpose(-1, -2)
-        out = F.scaled_dot_product_attention(q, kv, kv)
-        return self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
 
 
 class RLMHSA(SharedProjectionAttention):

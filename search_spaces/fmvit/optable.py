@@ -8,53 +8,16 @@ Blocks are cached pure functions.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from search_spaces import optable as ops
-from search_spaces.efficientvit.optable import avg_pool
+from search_spaces.blocks.mixers.rlmhsa import shared_projection_rows
+from search_spaces.blocks.optable import CACHE_SIZE, Rep, Rows, avg_pool, conv_rows, pointwise_rows
 from search_spaces.fmvit import rules
-from search_spaces.fmvit.config import FMViTConfig
-from search_spaces.optable import Block, OpRow, OpTable
+from search_spaces.optable import Block, OpTable
 
-Rows = tuple[OpRow, ...]
-Rep = tuple[int, ...] | None
-CACHE_SIZE = 1 << 16
-
-
-def branch_conv(stage: str, name: str, c_in: int, c_out: int, kernel: tuple[int, int], stride: int, h: int,
-                w: int, groups: int) -> OpRow:
-    """A conv with "same" padding and a possibly non-square kernel, without bias."""
-    kh, kw = kernel
-    if kh == kw:
-        return ops.conv(stage, name, c_in, c_out, kh, stride, h, w, groups)
-    square = ops.conv(stage, name, c_in, c_out, max(kh, kw), stride, h, w, groups)
-    weights = kh * kw * (c_in // groups) * c_out
-    _, ho, wo = square.out_shape
-    return square._replace(macs=weights * ho * wo, params=weights,
-                           bytes_read=square.bytes_read - (square.params - weights) * ops.BYTES_PER_ELEMENT)
-
-
-def conv_rows(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, h: int, w: int,
-              groups: int = 1, branches: tuple[tuple[int, int, int], ...] = (), identity: bool = False,
-              rep: Rep = None) -> tuple[Rows, int, int]:
-    """``make_conv`` of modules.py: one conv with bias, or the train-time branches summed."""
-    if rep is None:
-        row = ops.conv(stage, name, c_in, c_out, kernel, stride, h, w, groups, bias=True)
-        return (row,), row.out_shape[1], row.out_shape[2]
-    rows: list[OpRow] = []
-    specs = ((kernel, kernel, groups),) + branches
-    for i, (kh, kw, g) in enumerate(specs):
-        row = branch_conv(stage, ops.join_name(name, f"branches.{i}.conv"), c_in, c_out, (kh, kw), stride, h, w, g)
-        rows += [row, ops.norm(stage, ops.join_name(name, f"branches.{i}.bn"), row.out_shape)]
-    out = rows[0].out_shape
-    if identity:
-        rows.append(ops.norm(stage, ops.join_name(name, "identity"), out))
-    rows += [ops.add(stage, ops.join_name(name, f"sum.{i}"), out) for i in range(len(specs) + identity - 1)]
-    return tuple(rows), out[1], out[2]
-
-
-def pointwise_rows(stage: str, name: str, c_in: int, c_out: int, h: int, w: int, rep: Rep) -> Rows:
-    branches = () if rep is None else tuple((1, 1, g) for g in rules.pointwise_groups(c_in, c_out, rep))
-    return conv_rows(stage, name, c_in, c_out, 1, 1, h, w, branches=branches, rep=rep)[0]
+if TYPE_CHECKING:
+    from search_spaces.fmvit.config import FMViTConfig
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -98,16 +61,6 @@ def cfb(stage: str, c: int, ratio: int, h: int, w: int, rep: Rep) -> Block:
     rows += pointwise_rows(stage, "point_conv", c, c, h, w, rep)
     rows += (ops.add(stage, "mixer_residual", shape),)
     return Block(rows + conv_mlp_rows(stage, "mlp", c, ratio, h, w, rep) + (ops.add(stage, "mlp_residual", shape),))
-
-
-def shared_projection_rows(stage: str, name: str, c: int, heads: int, out_proj: bool, h: int, w: int,
-                           rep: Rep) -> Rows:
-    """Shared-projection attention (BN, K = V = W X, Q = X) without its residual."""
-    rows = (ops.norm(stage, ops.join_name(name, "norm"), (c, h, w)),) + pointwise_rows(stage, ops.join_name(name, "kv"), c, c, h, w, rep)
-    rows += ops.attention(stage, ops.join_name(name, "sdpa"), heads, h * w, h * w, c // heads)
-    if out_proj:
-        rows += pointwise_rows(stage, ops.join_name(name, "proj"), c, c, h, w, rep)
-    return rows
 
 
 def rlmhsa_rows(stage: str, name: str, c: int, head_dim: int, out_proj: bool, h: int, w: int, rep: Rep) -> Rows:

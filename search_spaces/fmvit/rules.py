@@ -21,11 +21,6 @@ def fmb_width(fm_width, cfbs):
     return (cfbs + 2) * fm_width
 
 
-def pointwise_groups(c_in, c_out, multi_groups):
-    """The multi-group branches of a train-time 1x1 conv: every G dividing both widths."""
-    return tuple(g for g in multi_groups if c_in % g == 0 and c_out % g == 0)
-
-
 def pooled_side(size):
     """Side after AvgPool2d(2, 2, ceil_mode=True)."""
     return (size + 1) // 2

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from search_spaces.lowformer import rules
 from search_spaces.base import (
     KnobError,
     arch_id,
@@ -24,16 +23,19 @@ from search_spaces.base import (
     check_int_tuple,
     unknown_keys,
 )
+from search_spaces.blocks.mixers import MIXERS
+from search_spaces.blocks.mixers.group_attention import DEFAULT_GROUP_TOKENS
+from search_spaces.blocks.mixers.lite_mla import DEFAULT_SCALES
+from search_spaces.lowformer import rules
 
-ATTENTION_TYPES = ("lowtention", "mhsa", "relu-linear", "relu-linear-ms", "rlmhsa", "group-attention", "none")
+#: every registered token mixer, or none
+ATTENTION_TYPES = (*MIXERS, "none")
 #: attention types that run at the full stage resolution only
-FULL_RESOLUTION_ATTENTION = ("relu-linear", "relu-linear-ms", "group-attention")
+FULL_RESOLUTION_ATTENTION = tuple(name for name, spec in MIXERS.items() if spec.full_resolution)
 SCALE_KERNELS = (3, 5, 7)
 GROUP_TOKENS = (4, 8, 16)
-DEFAULT_SCALES = (5,)
-DEFAULT_GROUP_TOKENS = 8
 #: knobs that exist only for one attention type -> (that type, the value kept for the others)
-TYPE_KNOBS = {"scales": ("relu-linear-ms", DEFAULT_SCALES), "group_tokens": ("group-attention", DEFAULT_GROUP_TOKENS)}
+TYPE_KNOBS = {spec.knob[0]: (name, spec.knob[1]) for name, spec in MIXERS.items() if spec.knob}
 ATTENTION_STRIDES = (1, 2, 4)
 ATTENTION_KERNELS = (3, 5, 7)
 COMPRESSIONS = (1.0, 0.5, 0.25)

@@ -1,48 +1,16 @@
 """The LowFormer network from a plain dict of knobs (``LowFormerConfig.to_dict()``).
 
 Takes a dict rather than the config class so that an exported ``model.py`` needs nothing but
-torch, this file, ``modules.py`` and ``rules.py``.
+torch, this file, ``modules.py``, ``rules.py`` and the shared blocks it composes.
 """
 
 from torch import nn
 
-from search_spaces.lowformer.modules import ClsHead, ConvLayer, LowFormerBlock, Residual, conv_block
-from search_spaces.lowformer.rules import expanded, local_fused
-
-LOWFORMER_FEATURE_KEYS = ("stage0", "stage1", "stage2", "stage3", "stage_final")
-
-
-class Backbone(nn.Module):
-    """Stem + four stages; ``forward`` returns the feature dict ``stage0`` .. ``stage_final``
-    (shared with EfficientViT, whose released code has the same layout)."""
-
-    def __init__(self, input_stem, stages):
-        super().__init__()
-        self.input_stem = input_stem
-        self.stages = nn.ModuleList(stages)
-
-    def forward(self, x):
-        x = self.input_stem(x)
-        features = {"stage0": x}
-        for key, stage in zip(LOWFORMER_FEATURE_KEYS[1:], self.stages):
-            x = stage(x)
-            features[key] = x
-        return features
-
-
-class Classifier(nn.Module):
-    """Backbone + head; ``forward_features`` gives the per-stage feature maps."""
-
-    def __init__(self, backbone, head):
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward_features(self, x):
-        return self.backbone(x)
-
-    def forward(self, x):
-        return self.head(self.backbone(x)["stage_final"])
+from search_spaces.blocks.modules import ClsHead, ConvLayer, Residual
+from search_spaces.blocks.network import Backbone, Classifier
+from search_spaces.blocks.rules import expanded
+from search_spaces.lowformer.modules import LowFormerBlock, conv_block
+from search_spaces.lowformer.rules import local_fused
 
 
 def lowformer_backbone(spec):

@@ -1,27 +1,23 @@
 """Analytic op table of a LowFormer config, mirroring ``network.py`` op by op.
 
 Blocks are produced by cached pure functions keyed on their hyper-parameters: the identical
-blocks of a stage, and the many configs of a search that share blocks, reuse the same rows.
+blocks of a stage, and the many configs of a search that share blocks, reuse the same rows. The
+attention's rows come from its mixer in :data:`search_spaces.blocks.mixers.MIXERS`.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from search_spaces import optable as ops
-from search_spaces.lowformer import rules
-from search_spaces.lowformer.config import LowFormerConfig, TransformerStage
+from search_spaces.blocks import rules
+from search_spaces.blocks.mixers import MIXERS, MixerKnobs
+from search_spaces.blocks.optable import CACHE_SIZE, Rows, conv_layer, head, stem
 from search_spaces.optable import Block, OpRow, OpTable
 
-Rows = tuple[OpRow, ...]
-CACHE_SIZE = 1 << 16
-
-
-def conv_layer(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, h: int, w: int,
-                groups: int = 1, bias: bool = False, norm: bool = True, act: bool = True) -> tuple[Rows, int, int]:
-    rows = ops.conv_layer(stage, name, c_in, c_out, kernel, stride, h, w, groups, bias, norm, act)
-    _, ho, wo = rows[0].out_shape
-    return rows, ho, wo
+if TYPE_CHECKING:
+    from search_spaces.lowformer.config import LowFormerConfig, TransformerStage
 
 
 def _conv_block_rows(stage: str, c_in: int, c_out: int, stride: int, mid: int, h: int, w: int,
@@ -42,89 +38,6 @@ def _conv_block_rows(stage: str, c_in: int, c_out: int, stride: int, mid: int, h
     return rows
 
 
-def _upsampling(stage: str, name: str, c_in: int, c_out: int, stride: int, h: int, w: int, groups: int) -> OpRow:
-    kernel, tstride, padding = rules.transposed_geometry(stride)
-    return ops.conv_transpose(stage, name, c_in, c_out, kernel, tstride, padding, h, w, groups=groups)
-
-
-def _lowtention(stage: str, c: int, h: int, w: int, heads: int, dim: int, stride: int, kernel: int,
-                unfused: bool) -> Rows:
-    inner = heads * dim
-    reduce = ops.conv(stage, "attention.conv_proj.conv", c, c, kernel, stride, h, w, groups=c)
-    _, hr, wr = reduce.out_shape
-    rows = [reduce, ops.norm(stage, "attention.conv_proj.norm", reduce.out_shape),
-            ops.conv(stage, "attention.pwise", c, 3 * inner, 1, 1, hr, wr)]
-    rows += ops.attention(stage, "attention.sdpa", heads, hr * wr, hr * wr, dim)
-    if unfused:
-        rows.append(ops.conv(stage, "attention.o_proj", inner, c, 1, 1, hr, wr, bias=True))
-        rows.append(_upsampling(stage, "attention.upsampling", c, c, stride, hr, wr, groups=c))
-    else:
-        rows.append(_upsampling(stage, "attention.upsampling", inner, c, stride, hr, wr, groups=1))
-    return tuple(rows)
-
-
-def _mhsa(stage: str, c: int, h: int, w: int, heads: int, dim: int, stride: int, kernel: int) -> Rows:
-    inner = heads * dim
-    rows: list[OpRow] = []
-    hr, wr = h, w
-    if stride > 1:
-        reduce = ops.conv(stage, "attention.reduction.conv", c, c, kernel, stride, h, w, groups=c)
-        _, hr, wr = reduce.out_shape
-        rows += [reduce, ops.norm(stage, "attention.reduction.norm", reduce.out_shape)]
-    rows += [ops.conv(stage, f"attention.{p}", c, inner, 1, 1, hr, wr) for p in "qkv"]
-    rows += ops.attention(stage, "attention.sdpa", heads, hr * wr, hr * wr, dim)
-    rows.append(ops.conv(stage, "attention.o", inner, c, 1, 1, hr, wr, bias=True))
-    if stride > 1:
-        rows.append(_upsampling(stage, "attention.upsampling", c, c, stride, hr, wr, groups=c))
-    return tuple(rows)
-
-
-def lite_mla_rows(stage: str, name: str, c: int, heads: int, dim: int, scales: tuple[int, ...], h: int, w: int,
-                  quadratic: bool = True) -> Rows:
-    """LiteMLA (``modules.LiteMLA``): qkv, one aggregation branch per scale, linear attention
-    (or the N x N form at few tokens when ``quadratic``), projection + BN."""
-    total, tokens = 3 * heads * dim, h * w
-    groups = (1 + len(scales)) * heads
-    rows = [ops.conv(stage, ops.join_name(name, "qkv.conv"), c, total, 1, 1, h, w)]
-    for i, k in enumerate(scales):
-        rows += [ops.conv(stage, ops.join_name(name, f"aggreg.{i}.0"), total, total, k, 1, h, w, groups=total),
-                 ops.conv(stage, ops.join_name(name, f"aggreg.{i}.1"), total, total, 1, 1, h, w, groups=3 * heads)]
-    rows += [ops.activation(stage, ops.join_name(name, "relu_q"), (groups, dim, tokens)),
-             ops.activation(stage, ops.join_name(name, "relu_k"), (groups, dim, tokens))]
-    if quadratic and rules.quadratic_attention(tokens, dim):
-        rows += [ops.matmul(stage, ops.join_name(name, "scores"), groups, tokens, dim, tokens),
-                 ops.matmul(stage, ops.join_name(name, "out"), groups, dim, tokens, tokens)]
-    else:
-        rows += [ops.matmul(stage, ops.join_name(name, "vk"), groups, dim + 1, tokens, dim),
-                 ops.matmul(stage, ops.join_name(name, "out"), groups, dim + 1, dim, tokens)]
-    proj, _, _ = conv_layer(stage, ops.join_name(name, "proj"), groups * dim, c, 1, 1, h, w, act=False)
-    return tuple(rows) + proj
-
-
-def _reduced(stage: str, c: int, h: int, w: int, stride: int, kernel: int, mixer) -> Rows:
-    """``modules.ReducedResolution``: ``mixer(h, w)`` rows between a depthwise reduction and upsampling."""
-    reduce = ops.conv(stage, "attention.reduction.conv", c, c, kernel, stride, h, w, groups=c)
-    _, hr, wr = reduce.out_shape
-    return ((reduce, ops.norm(stage, "attention.reduction.norm", reduce.out_shape)) + mixer(hr, wr)
-            + (_upsampling(stage, "attention.upsampling", c, c, stride, hr, wr, groups=c),))
-
-
-def _rlmhsa(stage: str, c: int, h: int, w: int, heads: int, stride: int, kernel: int) -> Rows:
-    from search_spaces.fmvit.optable import shared_projection_rows  # that module builds on this one
-
-    if stride == 1:
-        return shared_projection_rows(stage, "attention", c, heads, False, h, w, None)
-    return _reduced(stage, c, h, w, stride, kernel,
-                    lambda hr, wr: shared_projection_rows(stage, "attention.mixer", c, heads, False, hr, wr, None))
-
-
-def _group_attention(stage: str, c: int, h: int, w: int, heads: int, group_tokens: int) -> Rows:
-    from search_spaces.mcga.optable import attention_rows  # that module builds on this one
-
-    return attention_rows(stage, "attention.attention", c, heads, group_tokens, rules.GROUP_ATTENTION_KERNELS,
-                          "fusion", rules.GROUP_ATTENTION_TOKEN_RATIO, h, w)
-
-
 @lru_cache(maxsize=CACHE_SIZE)
 def attention_block(stage: str, c: int, h: int, w: int, kind: str, heads: int, dim: int, stride: int,
                     kernel: int, prenorm: bool, unfused: bool, scales: tuple[int, ...] = (),
@@ -132,18 +45,7 @@ def attention_block(stage: str, c: int, h: int, w: int, kind: str, heads: int, d
     """The residual token mixer of a LowFormer block (keyed on what changes its ops only)."""
     shape = (c, h, w)
     rows: list[OpRow] = [ops.norm(stage, "attention_norm", shape)] if prenorm else []
-    if kind == "lowtention":
-        rows += _lowtention(stage, c, h, w, heads, dim, stride, kernel, unfused)
-    elif kind == "mhsa":
-        rows += _mhsa(stage, c, h, w, heads, dim, stride, kernel)
-    elif kind == "relu-linear":
-        rows += lite_mla_rows(stage, "attention", c, heads, dim, (kernel,), h, w, quadratic=False)
-    elif kind == "relu-linear-ms":
-        rows += lite_mla_rows(stage, "attention", c, heads, dim, scales, h, w)
-    elif kind == "rlmhsa":
-        rows += _rlmhsa(stage, c, h, w, heads, stride, kernel)
-    else:
-        rows += _group_attention(stage, c, h, w, heads, group_tokens)
+    rows += MIXERS[kind].rows(stage, c, h, w, MixerKnobs(heads, dim, stride, kernel, unfused, scales, group_tokens))
     rows.append(ops.add(stage, "attention_residual", shape))
     return Block(rows)
 
@@ -183,25 +85,6 @@ def lowformer_block(stage: str, c: int, h: int, w: int, cfg: TransformerStage, f
     parts.append(("local", conv_block(stage, c, c, 1, rules.expanded(c, expansion), h, w, not fused_local,
                                       True, True)))
     return tuple(parts)
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def head(c_in: int, h: int, w: int, widths: tuple[int, ...], num_classes: int) -> Block:
-    w0, w1 = widths
-    conv, _, _ = conv_layer("head", "conv", c_in, w0, 1, 1, h, w)
-    return Block(conv + (
-        ops.pool("head", "pool", (w0, h, w)),
-        ops.linear("head", "fc", w0, w1, bias=False),
-        ops.norm("head", "fc_norm", (w1,)),
-        ops.activation("head", "fc_act", (w1,)),
-        ops.linear("head", "classifier", w1, num_classes, bias=True),
-    ))
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def stem(c0: int, resolution: int) -> tuple[Block, int, int]:
-    rows, h, w = conv_layer("stage0", "", 3, c0, 3, 2, resolution, resolution)
-    return Block(rows), h, w
 
 
 Parts = tuple[tuple[str, Block], ...]  # (name suffix, block) of one repeated unit

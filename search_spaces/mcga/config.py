@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from search_spaces.base import KnobError, check_choice, check_int
-from search_spaces.efficientvit.config import ConfigMixin
+from search_spaces.blocks.config import ConfigMixin
 from search_spaces.mcga.rules import PATCH_EMBEDS, PROJECTIONS
 
 DIM_RANGES = ((8, 256), (8, 512), (8, 1024), (8, 2048))

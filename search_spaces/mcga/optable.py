@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from search_spaces import optable as ops
+from search_spaces.blocks.mixers.group_attention import group_attention_rows
+from search_spaces.blocks.optable import CACHE_SIZE, token_linear
 from search_spaces.mcga import rules
-from search_spaces.mcga.config import MCGAConfig
 from search_spaces.optable import Block, OpRow, OpTable
 
-CACHE_SIZE = 1 << 16
+if TYPE_CHECKING:
+    from search_spaces.mcga.config import MCGAConfig
 
 
 def strided_conv(stage: str, name: str, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
@@ -37,52 +40,17 @@ def patch_embed(stage_index: int, c_in: int, c_out: int, patch: str, h: int, w: 
     return Block((conv, ops.norm(stage, "norm", conv.out_shape))), ho, wo
 
 
-def _token_linear(stage: str, name: str, n_in: int, n_out: int, h: int, w: int = 1) -> OpRow:
-    return ops.conv(stage, name, n_in, n_out, 1, 1, h, w, bias=True)
-
-
-def attention_rows(stage: str, name: str, d: int, heads: int, g: int, kernels: tuple[int, ...], projection: str,
-                   token_mlp_ratio: int, h: int, w: int) -> tuple[OpRow, ...]:
-    """MCGA attention on an h x w grid of d channels, without its residual."""
-    tokens, head_dim, shape = h * w, d // heads, (d, h, w)
-    rows = []
-    for i, k in enumerate(kernels):
-        rows.append(ops.conv(stage, f"{name}.local.{i}", d, d, k, 1, h, w, groups=d, bias=True))
-        if rules.query_projection(projection):
-            rows.append(_token_linear(stage, f"{name}.query_proj.{i}", d, d, h, w))
-    group_query = _token_linear(stage, f"{name}.q", d, d, g)
-    rows.append(group_query._replace(params=group_query.params + g * d))  # + its input, the learned tokens
-    rows += [_token_linear(stage, f"{name}.{p}", d, d, h, w) for p in "kv"]
-    rows += ops.attention(stage, f"{name}.group", heads, g, tokens, head_dim)
-    rows.append(ops.norm(stage, f"{name}.group_norm", (d, g)))
-    if token_mlp_ratio:
-        hidden = token_mlp_ratio * g
-        rows += [_token_linear(stage, f"{name}.token_mixer.fc1", g, hidden, d),
-                 ops.activation(stage, f"{name}.token_mixer.act", (hidden, d)),
-                 _token_linear(stage, f"{name}.token_mixer.fc2", hidden, g, d)]
-    else:
-        rows.append(_token_linear(stage, f"{name}.token_mixer.fc", g, g, d))
-    rows.append(ops.add(stage, f"{name}.token_mixer.residual", (d, g)))
-    for i in range(len(kernels)):
-        rows += [_token_linear(stage, f"{name}.cross_{p}.{i}", d, d, g) for p in "kv"]
-        rows += ops.attention(stage, f"{name}.cross.{i}", heads, tokens, g, head_dim)
-        if rules.fusion_projection(projection):
-            rows.append(_token_linear(stage, f"{name}.fusion.{i}", d, d, h, w))
-    rows += [ops.add(stage, f"{name}.sum.{i}", shape) for i in range(1, len(kernels))]
-    return tuple(rows)
-
-
 @lru_cache(maxsize=CACHE_SIZE)
 def mcga_block(stage: str, d: int, heads: int, g: int, kernels: tuple[int, ...], projection: str,
                token_mlp_ratio: int, mlp_ratio: int, h: int, w: int) -> Block:
     shape, hidden = (d, h, w), mlp_ratio * d
     rows = [ops.norm(stage, "attention_norm", shape),
-            *attention_rows(stage, "attention", d, heads, g, kernels, projection, token_mlp_ratio, h, w),
+            *group_attention_rows(stage, "attention", d, heads, g, kernels, projection, token_mlp_ratio, h, w),
             ops.add(stage, "attention_residual", shape),
             ops.norm(stage, "mlp_norm", shape),
-            _token_linear(stage, "mlp.fc1", d, hidden, h, w),
+            token_linear(stage, "mlp.fc1", d, hidden, h, w),
             ops.activation(stage, "mlp.act", (hidden, h, w)),
-            _token_linear(stage, "mlp.fc2", hidden, d, h, w),
+            token_linear(stage, "mlp.fc2", hidden, d, h, w),
             ops.add(stage, "mlp_residual", shape)]
     return Block(rows)
 

@@ -23,11 +23,3 @@ def patch_geometry(stage, patch_embed):
 
 def conv_side(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
-
-
-def query_projection(projection):
-    return projection in ("query", "both")
-
-
-def fusion_projection(projection):
-    return projection in ("fusion", "both")

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import ClassVar
 
 from search_spaces.base import KnobError, check_choice, check_int
-from search_spaces.lowformer.rules import transposed_geometry
+from search_spaces.blocks.rules import transposed_geometry
 from search_spaces.optable import OpRow, OpTable, add, attention, concat, conv, conv_transpose, norm
 from search_spaces.toys.common import ToyArchitecture, ToyConfig
 
@@ -103,7 +103,8 @@ class AttentionStackConfig(ToyConfig):
     def build(self):
         from torch import nn
 
-        from search_spaces.lowformer.modules import MultiHeadSelfAttention, Residual
+        from search_spaces.blocks.mixers.modules import MultiHeadSelfAttention
+        from search_spaces.blocks.modules import Residual
 
         return nn.Sequential(*(
             Residual(MultiHeadSelfAttention(self.channels, self.heads, self.head_dim,

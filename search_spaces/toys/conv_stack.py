@@ -53,7 +53,7 @@ class ConvStackConfig(ToyConfig):
     def build(self):
         from torch import nn
 
-        from search_spaces.lowformer.modules import ConvLayer
+        from search_spaces.blocks.modules import ConvLayer
 
         return nn.Sequential(*(ConvLayer(self.channels, self.channels, 3) for _ in range(self.layers))).eval()
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import ClassVar
 
 from search_spaces.base import check_bool, check_int
-from search_spaces.lowformer.rules import expanded
+from search_spaces.blocks.rules import expanded
 from search_spaces.optable import OpRow, OpTable, add, concat
 from search_spaces.toys.common import ToyArchitecture, ToyConfig, conv_layer_rows
 
@@ -76,7 +76,7 @@ class MBConvStackConfig(ToyConfig):
     def build(self):
         from torch import nn
 
-        from search_spaces.lowformer.modules import FusedMBConv, MBConv, Residual
+        from search_spaces.blocks.modules import FusedMBConv, MBConv, Residual
 
         c = self.channels
 

@@ -34,7 +34,7 @@ from typing import ClassVar
 import numpy as np
 
 from search_spaces.base import KnobError, check_bool, check_int, check_int_tuple
-from search_spaces.lowformer.rules import stride2_side
+from search_spaces.blocks.rules import stride2_side
 from search_spaces.optable import OpTable, concat
 from search_spaces.toys.common import ToyArchitecture, ToyConfig, conv_layer_rows
 
@@ -87,7 +87,7 @@ class ToyConvConfig(ToyConfig):
     def build(self):
         from torch import nn
 
-        from search_spaces.lowformer.modules import ConvLayer
+        from search_spaces.blocks.modules import ConvLayer
 
         stages = []
         for _, c_in, c_out, n, _ in self._stages():

@@ -1,7 +1,8 @@
 """The families ``explorer export`` writes, each with the factory its ``model.py`` ends in.
 
-A family's ``model.py`` is the import closure of its factory module (see
-:func:`explorer.export.model_source.model_sources`), so adding a family here is all it takes.
+A family's ``model.py`` holds the definitions its sections of :mod:`explorer.export.layout` name,
+found in the import closure of the factory modules (see
+:func:`explorer.export.model_source.model_sources`); adding a family is an entry here and one there.
 """
 
 from __future__ import annotations

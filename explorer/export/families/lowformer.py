@@ -1,7 +1,8 @@
 """Factory of an exported LowFormer ``model.py`` (copied into it after the network's sources)."""
 
 from explorer.export.factory import build_network, stage_info
-from search_spaces.lowformer.network import LOWFORMER_FEATURE_KEYS, LowFormer
+from search_spaces.blocks.network import LOWFORMER_FEATURE_KEYS
+from search_spaces.lowformer.network import LowFormer
 
 
 def lowformer_stages(spec):
