@@ -17,6 +17,7 @@ import inspect
 import json
 import re
 from collections import Counter
+from functools import cache
 from pathlib import Path
 from string import Template
 from types import ModuleType
@@ -128,8 +129,10 @@ def _third_party_imports(module: ModuleType) -> dict[str, str]:
     return bound
 
 
+@cache
 def _definitions() -> dict[str, tuple[str, list[str]]]:
-    """Name -> (source text, third-party imports it uses) of every definition of the model sources."""
+    """Name -> (source text, third-party imports it uses) of every definition of the model sources
+    (parsed once per process: an export of many architectures reads the sources once)."""
     modules = dict.fromkeys(module for space in EXPORT_FAMILIES for module in model_sources(space))
     found: dict[str, tuple[str, list[str]]] = {}
     for module in modules:
