@@ -4,14 +4,17 @@ A device with ten or twenty measured architectures cannot train a model of its o
 measured on a thousand can rank any architecture well. The transfer model predicts the new
 device's log latency from a source predictor's log latency, plus what the op table says the
 source may weigh differently (depthwise share of the work, memory traffic per MAC, attention
-score elements per MAC):
+score elements per MAC, and the work itself: a runtime with more overhead per kernel, such as
+eager PyTorch against a compiled graph, is slower on small models than its speed on large ones
+says, which the source's latency alone, mixing work and overhead, cannot tell):
 
     log y = a + b log source(x) + c . extras(x)
 
 with a strong prior towards a plain scaling of the source (ridge on ``b - 1`` and ``c``). The
 source and the ridge strength are chosen by leave-one-out on the device's own points; intervals
 are split-conformal from the leave-one-out residuals (the ``ceil((n + 1) coverage)``-th smallest
-absolute log residual), so they cover what they claim on points like the ones measured.
+absolute log residual, each point's under the candidate the other points choose), so they cover
+what they claim on points like the ones measured.
 
 Sources are stored by reference (their predictor row ids), not copied: a source model is
 megabytes; see :func:`predictors.store.load_predictor`.
@@ -38,12 +41,12 @@ class SourceModel(Protocol):
 
 def extras(X: np.ndarray) -> np.ndarray:
     """What the op table says besides the source's latency: depthwise share of the MACs, log
-    bytes moved per MAC, attention score elements per MAC."""
+    bytes moved per MAC, attention score elements per MAC, log MACs."""
     macs = np.maximum(X[:, FEATURE_INDEX["total.macs"]], 1.0)
     depthwise = X[:, FEATURE_INDEX["depthwise_conv.macs"]] / macs
     traffic = np.log(np.maximum(X[:, FEATURE_INDEX["total.bytes"]], 1.0) / macs)
     scores = X[:, FEATURE_INDEX["attention.score_elements"]] / macs
-    return np.column_stack([depthwise, traffic, scores])
+    return np.column_stack([depthwise, traffic, scores, np.log(macs)])
 
 
 def _fit_ridge(z: np.ndarray, e: np.ndarray, t: np.ndarray, alpha: float, w: np.ndarray) -> dict[str, Any]:
@@ -61,8 +64,19 @@ def _fit_ridge(z: np.ndarray, e: np.ndarray, t: np.ndarray, alpha: float, w: np.
 
 
 def _predict_ridge(params: Mapping[str, Any], z: np.ndarray, e: np.ndarray) -> np.ndarray:
+    # a model stored before log MACs joined the extras uses the first three
+    e = e[:, : len(params["mean"])]
     design = np.column_stack([z, (e - params["mean"]) / params["scale"]])
     return z + params["intercept"] + design @ params["beta"]
+
+
+def _selection_free_residuals(loo: list[np.ndarray], t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Absolute leave-one-out residual of each point under the candidate (source and strength)
+    that the other points' leave-one-out errors choose. The candidate chosen on all points fits
+    them best of all candidates, so its own residuals understate the error on a new point."""
+    squared = np.stack([(prediction - t) ** 2 for prediction in loo]) * w
+    best = np.argmin(squared.sum(axis=1, keepdims=True) - squared, axis=0)
+    return np.abs(np.stack(loo)[best, np.arange(len(t))] - t)
 
 
 class TransferCalibrator:
@@ -107,7 +121,7 @@ class TransferCalibrator:
         self.selection_ = {f"{name}@{alpha:g}": rmse for (name, alpha), (rmse, _) in scores.items()}
         self.params_ = _fit_ridge(self._source_logs(X)[self.source_], e, t, self.alpha_, w)
         self.loo_predictions_ = np.exp(loo)
-        residuals = np.sort(np.abs(loo - t))
+        residuals = np.sort(_selection_free_residuals([v for _, v in scores.values()], t, w))
         rank = math.ceil((len(t) + 1) * self.coverage)
         # fewer points than the coverage needs: the largest residual, widened by half
         self.log_half_width_ = float(residuals[rank - 1] if rank <= len(t) else 1.5 * residuals[-1])

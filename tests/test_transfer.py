@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
-from explorer.db import Predictor, open_database
+from explorer.architectures import config_from_dict
+from explorer.cli import main
+from explorer.db import Architecture, Measurement, Predictor, open_database
+from explorer.devices import DeviceProfile, add_device
+from explorer.measure import Job, JobResult, ProtocolResult, record_result, summarize
 from predictors import load_predictor, train_predictor
 from predictors.features import OpFeaturizer
 from predictors.fewshot import CostModel
 from predictors.latency import NoPredictorError
 from predictors.metrics import regression_metrics
 from predictors.transfer import TransferCalibrator
+from search_spaces.base import arch_id
 from test_predictors import TRUE_COST, add_measurements, synthetic
 
+SHIPPED_DB = Path(__file__).resolve().parents[1] / "measurements.db"
 #: a board 2.5x slower than the source, with depthwise convolutions twice as costly again
 BOARD = CostModel({k: 2.5 * v * (2.0 if k == "depthwise_macs" else 1.0) for k, v in TRUE_COST.to_dict().items()})
 
@@ -101,3 +109,93 @@ def test_transfer_without_a_source_says_what_to_do(db):
     with pytest.raises(TrainingDataError, match="no transfer source"):
         train_predictor(db, "raspi5", kind="transfer")
     assert train_predictor(db, "raspi5").kind == "fewshot"  # the default falls back without a source
+
+
+def test_chosen_calibration_points_spread_and_pin_the_transfer_down():
+    from predictors.calibration_points import choose_calibration_points
+
+    _, X, _ = synthetic(200, seed=21)
+    source = Oracle().predict(X)
+    y = source ** 1.3 * np.exp(np.random.default_rng(0).normal(0, 0.03, len(X)))  # not a plain scaling
+    chosen = choose_calibration_points(X, {"source": Oracle()}, 5)
+    log_source = np.log(source)
+    assert len(set(chosen.tolist())) == 5 and np.ptp(log_source[chosen]) > 0.8 * np.ptp(log_source)
+
+    def mape(fit):
+        test = np.setdiff1d(np.arange(len(X)), fit)
+        model = TransferCalibrator({"source": Oracle()}).fit(X[fit], y[fit])
+        return regression_metrics(y[test], model.predict(X[test]))["mape"]
+
+    random = [mape(np.random.default_rng(seed).choice(len(X), 5, replace=False)) for seed in range(20)]
+    assert mape(chosen) < np.median(random)
+
+
+def test_calibration_points_count_what_is_measured():
+    from predictors.calibration_points import choose_calibration_points
+
+    _, X, _ = synthetic(60, seed=22)
+    first = choose_calibration_points(X, {"source": Oracle()}, 3)
+    again = choose_calibration_points(X, {"source": Oracle()}, 3, measured=X[first])
+    assert not set(first.tolist()) & set(again.tolist())
+    with pytest.raises(ValueError, match="positive"):
+        choose_calibration_points(X, {"source": Oracle()}, 0)
+
+
+@pytest.mark.skipif(not SHIPPED_DB.exists(), reason="needs the shipped measurements.db")
+def test_a_users_board_with_a_dozen_measurements_is_served_by_the_transfer(tmp_path, capsys):
+    """A board measured on 12 architectures (here: the development host's 2-thread ONNX Runtime
+    rows, stored as a new device through the path ingestion takes) gets the transfer, and
+    ``explorer predictor train`` says from which source."""
+    path = tmp_path / "measurements.db"
+    path.write_bytes(SHIPPED_DB.read_bytes())
+    database = open_database(str(path))
+    with database.session() as session:
+        add_device(session, DeviceProfile(name="mypi", backend="ort", default_threads=2))
+        rows = session.scalars(select(Measurement).where(Measurement.campaign == "backends-ort-t2-n300")
+                               .order_by(Measurement.id).limit(12)).all()
+        for row in rows:
+            config = config_from_dict(session.get(Architecture, row.arch_id).config_json)
+            samples = tuple(row.samples)
+            result = ProtocolResult(samples, samples, summarize(samples))
+            record_result(session, "mypi", JobResult(Job(config, "ort", 1, 2), "ok", result), "ingested")
+    assert main(["predictor", "train", "--device", "mypi", "--db", str(path)]) == 0
+    assert "transfer from dev-epyc-2c-ort" in capsys.readouterr().out
+    assert load_predictor(database, "mypi").kind == "transfer"
+
+
+def test_rows_whose_layers_are_unknown_are_down_weighted_and_said_so(db):
+    from sqlalchemy import update
+
+    from predictors.store import INEXACT_WEIGHT
+
+    few, X_few, _ = synthetic(10, seed=23)
+    add_measurements(db, "raspi5-ort", few, BOARD.predict(X_few), provenance="published", threads=None)
+    assert train_predictor(db, "raspi5").metrics["down_weighted"] is None
+    reconstructed = [arch_id(config) for config in few[:3]]
+    with db.session() as session:
+        session.execute(update(Architecture).where(Architecture.arch_id.in_(reconstructed)).values(exact=False))
+    metrics = train_predictor(db, "raspi5").metrics
+    assert metrics["down_weighted"]["rows"] == 3 and metrics["down_weighted"]["weight"] == INEXACT_WEIGHT
+    assert sorted(metrics["down_weighted"]["arch_ids"]) == sorted(reconstructed)
+    assert metrics["exact_only"]["model"]["n"] == 7
+
+
+@pytest.mark.skipif(not SHIPPED_DB.exists(), reason="needs the shipped measurements.db")
+def test_new_device_benchmark_quick(capsys, monkeypatch):
+    import importlib.util
+    import json
+    import sys
+
+    spec = importlib.util.spec_from_file_location("new_device", SHIPPED_DB.parent / "benchmarks" / "new_device.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "new_device", benchmark)  # its dataclasses look their module up
+    spec.loader.exec_module(benchmark)
+    assert benchmark.main(["--quick", "--json", "--db", str(SHIPPED_DB)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    summary = {(r["target"], r["k"], r["picks"], r["method"]): r for r in result["summary"]}
+    assert len(summary) == 5 * 2 * 2 * 3 and result["shared_architectures"] == 300
+    for picks in ("random", "chosen"):
+        transfer, macs = summary[("all", 10, picks, "transfer")], summary[("all", 10, picks, "macs")]
+        assert transfer["spearman"] > macs["spearman"] and transfer["mape"] < macs["mape"]
+        assert transfer["coverage"] is not None and macs["coverage"] is None
+    assert set(result["targets_at_k10"]["chosen"]) == {"all", "ort-t1", "ort-t2", "torch", "torchscript"}

@@ -1,0 +1,246 @@
+"""A new device from a handful of measurements: each backend setup of the development host in turn.
+
+The shipped database holds 300 shared architectures measured on four setups of one host (ONNX
+Runtime at 1 and 2 threads, PyTorch eager and TorchScript, 1 thread). Each setup in turn plays
+the new device; the other three are the sources, each a predictor trained on that
+setup's own measurements only, of the kind ``explorer predictor train`` gives a rich device.
+
+Per repeat, the 300 shared architectures are split in two halves at random. The sources train on
+the source half (the ONNX Runtime 1-thread source also on the ~900 other architectures of its
+campaigns); the new device's calibration points are picked from the other half, and everything
+is scored on the rest of that half. So no source has seen an architecture it is scored on:
+stricter than real use, where the rich device may well have measured the architectures a user
+asks about. Calibration points are picked at random or by
+:func:`predictors.calibration_points.choose_calibration_points` (``chosen``).
+
+Compared on the held-out architectures, all fitted on the same k points: MACs-only (latency =
+a * MACs^b), the per-op-class few-shot cost model (generic prior, as ``explorer predictor train``
+defaults to) and the transfer. Figures are medians over repeats (and over the four setups in the
+``all`` rows). Targets at k = 10: Spearman >= 0.95, MAPE <= 10 %, ~90 % intervals covering 85-95 %.
+
+    python benchmarks/new_device.py                  # 10 repeats, k = 5, 10, 20, 50
+    python benchmarks/new_device.py --quick --json   # 1 repeat, k = 5, 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from rich import box  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from explorer.db import open_database  # noqa: E402
+from predictors.calibration_points import choose_calibration_points  # noqa: E402
+from predictors.features import OpFeaturizer  # noqa: E402
+from predictors.fewshot import FewShotCalibrator  # noqa: E402
+from predictors.latency import DEFAULT_KIND, make_estimator  # noqa: E402
+from predictors.metrics import MacsBaseline, regression_metrics  # noqa: E402
+from predictors.store import estimator_params, load_training_set  # noqa: E402
+from predictors.transfer import TransferCalibrator  # noqa: E402
+
+DEVICE = "dev-epyc-2c-ort"
+#: setup name -> (backend, threads), batch 1
+SETUPS = {"ort-t1": ("ort", 1), "ort-t2": ("ort", 2), "torch": ("torch", 1), "torchscript": ("torchscript", 1)}
+METHODS = ("macs", "fewshot", "transfer")
+PICKS = ("random", "chosen")
+METRICS = ("mape", "within_10", "spearman", "coverage")
+TARGET_K = 10
+TARGETS = {"spearman": (">=", 0.95), "mape": ("<=", 10.0), "coverage": ("in", (85.0, 95.0))}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What one run compares: the k values, how many random splits, the source models' size."""
+
+    ks: tuple[int, ...] = (5, 10, 20, 50)
+    repeats: int = 10
+    source_rounds: int = 300
+
+
+@dataclass(frozen=True)
+class HostData:
+    """Per setup, arch id -> measured ms; op-table features of every architecture; the shared ids."""
+
+    latency: Mapping[str, Mapping[str, float]]
+    weights: Mapping[str, Mapping[str, float]]
+    features: Mapping[str, np.ndarray]
+    shared: tuple[str, ...]
+
+
+def load_host(db_url: str | None) -> HostData:
+    """Each setup's training set as ``explorer predictor train`` reads it (busy rows left out)."""
+    with open_database(db_url).session() as session:
+        sets = {name: load_training_set(session, DEVICE, backend, 1, threads)
+                for name, (backend, threads) in SETUPS.items()}
+    configs = {key: config for data in sets.values() for key, config in zip(data.arch_ids, data.configs)}
+    keys = sorted(configs)
+    X = OpFeaturizer().transform([configs[k] for k in keys])
+    shared = set.intersection(*(set(data.arch_ids) for data in sets.values()))
+    return HostData({name: dict(zip(d.arch_ids, d.latency_ms.tolist())) for name, d in sets.items()},
+                    {name: dict(zip(d.arch_ids, d.weights.tolist())) for name, d in sets.items()},
+                    dict(zip(keys, X)), tuple(sorted(shared)))
+
+
+def _matrix(host: HostData, keys: Sequence[str]) -> np.ndarray:
+    return np.stack([host.features[k] for k in keys])
+
+
+def train_sources(host: HostData, exclude: set[str], seed: int, rounds: int) -> dict:
+    """A predictor of the rich-device kind per setup, on its architectures outside ``exclude``."""
+    out = {}
+    for name, latency in host.latency.items():
+        keys = [k for k in latency if k not in exclude]
+        params = {**estimator_params(DEFAULT_KIND, seed), "n_estimators": rounds}
+        out[name] = make_estimator(DEFAULT_KIND, **params).fit(
+            _matrix(host, keys), np.array([latency[k] for k in keys]),
+            sample_weight=np.array([host.weights[name][k] for k in keys]))
+    return out
+
+
+def fit_and_score(method: str, sources: Mapping, X_fit: np.ndarray, y_fit: np.ndarray, X_test: np.ndarray,
+                  y_test: np.ndarray) -> dict[str, float]:
+    if method == "macs":
+        return regression_metrics(y_test, MacsBaseline().fit(X_fit, y_fit).predict(X_test))
+    model = FewShotCalibrator() if method == "fewshot" else TransferCalibrator(sources)
+    return regression_metrics(y_test, *model.fit(X_fit, y_fit).predict_interval(X_test))
+
+
+def run_repeat(host: HostData, setting: Setting, repeat: int, on_target=None) -> list[dict]:
+    """One random split: every setup as the new device, every k, both picks, every method."""
+    rng = np.random.default_rng(repeat)
+    order = rng.permutation(len(host.shared))
+    half = len(order) // 2
+    pool = [host.shared[i] for i in order[half:]]
+    models = train_sources(host, set(pool), repeat, setting.source_rounds)
+    X_pool = _matrix(host, pool)
+    rows = []
+    for target in SETUPS:
+        y_pool = np.array([host.latency[target][k] for k in pool])
+        sources = {name: model for name, model in models.items() if name != target}
+        for k in setting.ks:
+            picks = {"random": rng.choice(len(pool), size=k, replace=False),
+                     "chosen": choose_calibration_points(X_pool, sources, k)}
+            for pick, fit in picks.items():
+                test = np.setdiff1d(np.arange(len(pool)), fit)
+                for method in METHODS:
+                    scores = fit_and_score(method, sources, X_pool[fit], y_pool[fit], X_pool[test], y_pool[test])
+                    rows.append({"repeat": repeat, "target": target, "k": k, "picks": pick, "method": method,
+                                 **{m: scores.get(m) for m in ("n", *METRICS)}})
+        if on_target is not None:
+            on_target()
+    return rows
+
+
+def summarise(rows: Sequence[dict]) -> list[dict]:
+    """Medians over repeats per (target, k, picks, method), and over targets too (``all``)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        for target in (row["target"], "all"):
+            groups.setdefault((target, row["k"], row["picks"], row["method"]), []).append(row)
+    out = []
+    for (target, k, pick, method), members in groups.items():
+        medians = {m: (statistics.median(r[m] for r in members) if members[0][m] is not None else None)
+                   for m in METRICS}
+        out.append({"target": target, "k": k, "picks": pick, "method": method, "runs": len(members), **medians})
+    order = {name: i for i, name in enumerate(("all", *SETUPS))}
+    return sorted(out, key=lambda r: (order[r["target"]], r["k"], PICKS.index(r["picks"]), METHODS.index(r["method"])))
+
+
+def verdicts(summary: Sequence[dict], picks: str) -> dict[str, dict]:
+    """The transfer's medians at k = ``TARGET_K`` against the targets, per target and over all."""
+    out = {}
+    for row in summary:
+        if row["k"] == TARGET_K and row["picks"] == picks and row["method"] == "transfer":
+            out[row["target"]] = {metric: {"value": row[metric], "target": f"{op} {bound}",
+                                           "met": bool(row[metric] >= bound if op == ">=" else row[metric] <= bound
+                                                       if op == "<=" else bound[0] <= row[metric] <= bound[1])}
+                                  for metric, (op, bound) in TARGETS.items()}
+    return out
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+#: (method, its column prefix, the metrics shown)
+COLUMNS = (("transfer", "T", METRICS), ("fewshot", "F", METRICS), ("macs", "M", ("mape", "spearman")))
+LABELS = {"mape": "MAPE", "within_10": "±10%", "spearman": "ρ", "coverage": "cov"}
+
+
+def print_table(summary: Sequence[dict], console: Console) -> None:
+    by_key = {(r["target"], r["k"], r["picks"], r["method"]): r for r in summary}
+    table = Table(title=f"a new device on {DEVICE}: held-out medians", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  caption="T transfer, F few-shot cost model, M MACs-only; MAPE %, ±10%: share within +-10 %, "
+                          "ρ Spearman, cov: ~90 % interval coverage %")
+    for column in ("new device", "k", "picks"):
+        table.add_column(column, no_wrap=True)
+    for _, prefix, metrics in COLUMNS:
+        for metric in metrics:
+            table.add_column(f"{prefix} {LABELS[metric]}", justify="right")
+    for target, k, pick in dict.fromkeys((r["target"], r["k"], r["picks"]) for r in summary):
+        cells = [_cell(by_key[(target, k, pick, method)][m], 3 if m == "spearman" else 1)
+                 for method, _, metrics in COLUMNS for m in metrics]
+        table.add_row(target, str(k), pick, *cells)
+    console.print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    setting = Setting(ks=(5, 10) if args.quick else (5, 10, 20, 50), repeats=1 if args.quick else args.repeats,
+                      source_rounds=60 if args.quick else 300)
+    host = load_host(args.db)
+    console = Console(stderr=args.json, width=max(Console().width, 110))
+    rows: list[dict] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=args.json) as progress:
+        task = progress.add_task(f"{len(host.shared)} shared architectures, {len(SETUPS)} setups",
+                                 total=setting.repeats * len(SETUPS))
+        for repeat in range(setting.repeats):
+            rows += run_repeat(host, setting, repeat, on_target=lambda: progress.advance(task))
+    summary = summarise(rows)
+    result = {"device": DEVICE, "setups": {name: {"backend": b, "threads": t} for name, (b, t) in SETUPS.items()},
+              "shared_architectures": len(host.shared), "ks": list(setting.ks), "repeats": setting.repeats,
+              "source_kind": DEFAULT_KIND, "source_rounds": setting.source_rounds, "summary": summary,
+              "targets_at_k10": {pick: verdicts(summary, pick) for pick in PICKS}, "runs": rows}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print_table(summary, console)
+    for pick in PICKS:
+        overall = verdicts(summary, pick)["all"]
+        console.print(f"transfer at k = {TARGET_K}, {pick} picks, median over setups and repeats: " + "; ".join(
+            f"{m} {v['value']:.3g} ({'meets' if v['met'] else 'misses'} {v['target']})" for m, v in overall.items()),
+            highlight=False)
+    return 0
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a positive number of repeats")
+    return number
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default=None, help="database URL or path (default: the shipped measurements.db)")
+    parser.add_argument("--repeats", type=_positive, default=10, help="random splits (default 10)")
+    parser.add_argument("--quick", action="store_true", help="1 repeat, k = 5 and 10, small source models")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
