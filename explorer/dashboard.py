@@ -3,7 +3,8 @@
 Plots, in this order (the browser test relies on it): 0 every trial in (predicted latency,
 score), two traces per family in :data:`FAMILY_COLOURS` (filled: within budget, open: over), then
 the feasible Pareto front, the budget line, the shortlist and the published models of the
-searched families (diamonds in their family's colour; reconstructions say so);
+searched families, one trace each (diamonds in their family's colour, named in the legend rather
+than by text beside the point, where neighbours' names would overlap; reconstructions say so);
 1 hypervolume after each trial; 2 knob importance for the score and for the latency
 (mean decrease in impurity of a random forest: deterministic, offline, about a second);
 3 predicted versus measured latency where measurements exist; 4 predicted latency of the
@@ -38,6 +39,7 @@ from explorer.search.space import (
 from explorer.search.study import Evaluation, Evaluator, evaluations, feasible
 
 PLOT_ORDER = ("trials", "hypervolume", "importance", "verification", "devices")
+REFERENCES_TITLE = "published models (predicted position)"
 #: One colour per family, the same on every dashboard.
 FAMILY_COLOURS = dict(zip(FAMILIES, ("#4c78a8", "#f58518", "#54a24b", "#b279a2")))
 
@@ -180,6 +182,14 @@ def _candidate_trace(candidates: Sequence[Candidate], name: str, labels: Sequenc
     )
 
 
+def _reference_trace(candidate: Candidate) -> go.Scatter:
+    """A published model as its own legend entry: the name stays readable however close the points are."""
+    trace = _candidate_trace([candidate], preset_label(candidate.name), [preset_label(candidate.name)], size=10,
+                             symbol="diamond")
+    trace.update(mode="markers", legendgroup="published", legendgrouptitle_text=REFERENCES_TITLE)
+    return trace
+
+
 def trials_figure(data: DashboardData) -> go.Figure:
     by_number = {p.number: p for p in data.trials}
     front = sorted((by_number[n] for n in data.front), key=lambda p: p.evaluation.latency_ms)
@@ -194,8 +204,7 @@ def trials_figure(data: DashboardData) -> go.Figure:
                    name=f"budget {data.budget_ms:g} ms", line={"color": "black", "dash": "dash"}, hoverinfo="skip"),
         _candidate_trace(data.shortlist, "shortlist", [f"#{c.trial}" for c in data.shortlist], size=12,
                          symbol="star"),
-        _candidate_trace(data.references, "published models (predicted position)",
-                         [preset_label(c.name) for c in data.references], size=10, symbol="diamond"),
+        *(_reference_trace(c) for c in data.references),
     ])
     figure.update_layout(title=f"Trials of {data.study}: score vs predicted latency on {data.device}",
                          xaxis_title=f"predicted latency on {data.device} (ms, median; bars: interval)",

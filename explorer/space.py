@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from explorer.architectures import NAMED_ARCHITECTURES, flat_space, name_of, resolve
-from explorer.onnx_export import DEFAULT_OPSET, export_onnx, max_abs_difference
 from search_spaces.base import ArchConfig, KnobError, arch_id
 
 
@@ -86,8 +85,13 @@ def sample_lines(n: int, seed: int, resolution: int = 224, space: str = "lowform
 
 
 def export(spec: str | Path | ArchConfig, path: str | Path, resolution: int | None = None,
-           opset: int = DEFAULT_OPSET, check: bool = True) -> dict[str, Any]:
-    """Export to ONNX and check the file against PyTorch with ONNX Runtime."""
+           opset: int | None = None, check: bool = True) -> dict[str, Any]:
+    """Export to ONNX (``opset`` default: ``explorer.onnx_export.DEFAULT_OPSET``) and check the file
+    against PyTorch with ONNX Runtime. torch loads here, not with the module, which lists and
+    samples architectures without it."""
+    from explorer.onnx_export import DEFAULT_OPSET, export_onnx, max_abs_difference
+
+    opset = DEFAULT_OPSET if opset is None else opset
     config = resolve(spec, resolution)
     model = config.build()
     out = export_onnx(config, path, opset=opset, model=model)

@@ -96,7 +96,7 @@ def test_dashboard_renders_offline_with_every_point(page, browser):
     assert [a + b for a, b in zip(trials[:n:2], trials[1:n:2])] == expected["per_family"]
     assert sum(trials[:n:2]) == expected["feasible"] and sum(trials[:n]) == expected["trials"]
     assert trials[n + 1] == 2  # the budget line
-    assert trials[n + 2] == expected["shortlist"] and trials[n + 3] == len(expected["references"])
+    assert trials[n + 2] == expected["shortlist"] and trials[n + 3:] == [1] * len(expected["references"])
     assert _lengths(browser, PLOT_ORDER.index("hypervolume")) == [expected["trials"]]
     assert len(_lengths(browser, PLOT_ORDER.index("importance"))) == 2  # score and latency
     assert _lengths(browser, PLOT_ORDER.index("verification"))[0] == 2
@@ -120,12 +120,69 @@ def test_dashboard_colours_trials_and_presets_by_family(page, browser):
         "return [...document.querySelectorAll('.js-plotly-plot')[arguments[0]].querySelectorAll('.legendtext')]"
         ".map(e => e.textContent);", PLOT_ORDER.index("trials"))
     assert legend[:len(FAMILIES)] == list(FAMILIES)  # one legend entry per family, then the other traces
-    presets = traces[n + 3]
-    assert presets["name"] == "published models (predicted position)" and presets["symbol"] == "diamond"
-    assert presets["text"] == [name if NAMED_ARCHITECTURES[name].exact else f"{name} (reconstruction)"
-                               for name in expected["references"]]
-    assert {c for c in presets["color"]} == set(FAMILY_COLOURS.values())
-    assert any(label.endswith("(reconstruction)") for label in presets["text"])
+    presets = traces[n + 3:]
+    names = [name if NAMED_ARCHITECTURES[name].exact else f"{name} (reconstruction)" for name in expected["references"]]
+    assert [t["name"] for t in presets] == names and {t["symbol"] for t in presets} == {"diamond"}
+    assert {t["legendgroup"] for t in presets} == {"published"}
+    assert {c for t in presets for c in t["color"]} == set(FAMILY_COLOURS.values())
+    assert any(name.endswith("(reconstruction)") for name in names)
+    assert legend[len(legend) - len(names):] == names  # named in the legend, not by text beside the point
     knobs = browser.execute_script("return document.querySelectorAll('.js-plotly-plot')[arguments[0]].data[0].x;",
                                    PLOT_ORDER.index("importance"))
     assert {knob.split(".")[0] for knob in knobs} == set(FAMILIES)  # importance within each family
+
+
+def _boxes(driver, plot: int, selector: str) -> list[dict]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('.js-plotly-plot')[arguments[0]].querySelectorAll(arguments[1])]"
+        ".map(e => { const b = e.getBoundingClientRect(); "
+        "return {text: e.textContent, left: b.left, right: b.right, top: b.top, bottom: b.bottom}; })"
+        ".filter(b => b.text && b.right > b.left);", plot, selector)
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+@pytest.mark.browser
+def test_published_model_labels_do_not_overlap_at_the_default_size(page, browser):
+    path, expected = page
+    browser.get(path.as_uri())
+    plot = PLOT_ORDER.index("trials")
+    texts = _boxes(browser, plot, "text")  # every label the SVG draws: legend, markers, axes, title
+    published = [box for box in texts if box["text"] in {
+        name if NAMED_ARCHITECTURES[name].exact else f"{name} (reconstruction)" for name in expected["references"]}]
+    assert len(published) == len(expected["references"])
+    clashes = [(a["text"], b["text"]) for a in published for b in texts if a is not b and _overlap(a, b)]
+    assert clashes == []
+
+
+@pytest.fixture(scope="module")
+def raspi5_page(tmp_path_factory):
+    """The dashboard of a short raspi5 search on a copy of the shipped database."""
+    shipped = Path(__file__).resolve().parents[1] / "measurements.db"
+    if not shipped.exists():
+        pytest.skip("needs the shipped measurements.db")
+    from explorer.dashboard import study_dashboard
+    from explorer.db import database_url, open_database
+    from explorer.search import ModelSource, ScoreObjective, load_latency_model
+
+    root = tmp_path_factory.mktemp("raspi5")
+    shutil.copyfile(shipped, root / "measurements.db")  # opening may migrate: never the shipped file
+    db = open_database(root / "measurements.db")
+    evaluator = Evaluator(load_latency_model(db, "raspi5-ort"), ScoreObjective(db, "params"))
+    settings = SearchSettings(device="raspi5-ort", budget_ms=40.0, objective=evaluator.objective.name, trials=30,
+                              batch_size=30, study_name="raspi5")
+    models = ModelSource(database_url(root / "measurements.db"), "raspi5-ort", evaluator.objective.name)
+    study = run_search(settings, f"sqlite:///{root}/s.db", models, evaluator=evaluator)
+    return write_html(search_dashboard(study_dashboard(db, study, evaluator)), root / "raspi5.html")
+
+
+@pytest.mark.browser
+def test_raspi5_predicted_versus_measured_shows_the_published_points(raspi5_page, browser):
+    browser.get(raspi5_page.as_uri())
+    traces = _traces(browser, PLOT_ORDER.index("verification"))
+    lengths = _lengths(browser, PLOT_ORDER.index("verification"))
+    points = {t["name"]: n for t, n in zip(traces, lengths)}
+    assert points.get("published latency", 0) >= 3  # the LowFormer presets of the published raspi5 table
+    assert {t["symbol"] for t in traces if t["name"] == "published latency"} == {"diamond"}

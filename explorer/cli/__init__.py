@@ -1,7 +1,10 @@
 """The ``explorer`` command: a thin argparse layer; every command calls one library function.
 
 Each command group lives in its own module with a ``register(subparsers)`` function that adds
-its parsers and sets ``handler`` (a function of the parsed args returning an exit code).
+its parsers and sets ``handler`` (a function of the parsed args returning an exit code). Command
+modules import nothing heavy at module level: options are declared when their command is used
+(``explorer.cli.common.DeferredParser``) and handlers import what they run, so ``explorer --help``
+and the light commands start without torch (``benchmarks/cli_startup.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import sys
 
 from rich.console import Console
 
-from explorer.cli.common import fail
+from explorer.cli.common import DeferredParser, fail
 from explorer.errors import UserError
 from search_spaces.base import KnobError
 
@@ -24,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="explorer",
         description="Hardware-aware design-space explorer for efficient vision backbones.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=DeferredParser)
     subparsers.required = True
     for module in COMMAND_MODULES:
         importlib.import_module(f"explorer.cli.{module}").register(subparsers)

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from explorer.architectures import FLAT_SPACES
-from explorer.cli.common import add_db, add_json, console, fail, print_json
-from explorer.db import bind_host, list_measurements, open_database
-from explorer.devices import DeviceProfile, add_device, list_devices, profile_from_file
-from explorer.measure import SAMPLERS, CampaignSpec, ProtocolSettings, Transport, run_campaign
-from explorer.measure.backends import BACKENDS
-from explorer.measure.campaign import Sampler
-from explorer.measure.probe import probe_threads
-from explorer.measure.protocol import host_fingerprint
+from explorer.cli.common import add_db, add_json, add_ssh_arguments, console, fail, print_json, ssh_transport
+
+if TYPE_CHECKING:
+    from explorer.measure import CampaignSpec, Transport
+    from explorer.measure.campaign import Sampler
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +26,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_db(devices)
     devices.set_defaults(handler=_devices)
     device_commands = devices.add_subparsers(dest="devices_command", metavar="{add,probe}")
-    add = device_commands.add_parser("add", help="store a user-defined device profile")
+    device_commands.add_parser("add", help="store a user-defined device profile", declare=_declare_devices_add)
+    device_commands.add_parser(
+        "probe", help="find the most repeatable intra-op thread count of this host and store it with the device",
+        declare=_declare_devices_probe)
+    subparsers.add_parser("measure", help="measure architectures on a device (resumable campaign)",
+                          declare=_declare_measure)
+
+    measurements = subparsers.add_parser("measurements", help="stored measurements")
+    listing = measurements.add_subparsers(dest="measurements_command", metavar="{list}", required=True)
+    lister = listing.add_parser("list", help="list stored measurements")
+    lister.add_argument("--device", help="device name or alias")
+    lister.add_argument("--provenance", choices=("measured", "published"))
+    lister.add_argument("--status", choices=("ok", "failed"))
+    add_json(lister)
+    add_db(lister)
+    lister.set_defaults(handler=_measurements_list)
+
+
+def _declare_devices_add(add: argparse.ArgumentParser) -> None:
+    from explorer.measure.backends import BACKENDS
+
     add.add_argument("--file", help="JSON file with the profile's fields")
     add.add_argument("--name", help="device name (without --file)")
     add.add_argument("--description", default="")
@@ -44,8 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json(add)
     add_db(add)
     add.set_defaults(handler=_devices_add)
-    probe = device_commands.add_parser(
-        "probe", help="find the most repeatable intra-op thread count of this host and store it with the device")
+
+
+def _declare_devices_probe(probe: argparse.ArgumentParser) -> None:
+    from explorer.architectures import FLAT_SPACES
+
     probe.add_argument("--device", default="local", help="a measured device of this host (default local)")
     probe.add_argument("--threads", default="1,2", help="thread counts to compare, comma-separated (default 1,2)")
     probe.add_argument("--n", type=int, default=6, help="random architectures (default 6)")
@@ -57,30 +77,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_db(probe)
     probe.set_defaults(handler=_devices_probe)
 
-    measure = subparsers.add_parser("measure", help="measure architectures on a device (resumable campaign)")
-    add_campaign_arguments(measure)
-    from explorer.cli.remote import add_ssh_arguments  # here: explorer.cli.remote builds on this module
 
+def _declare_measure(measure: argparse.ArgumentParser) -> None:
+    add_campaign_arguments(measure)
     add_ssh_arguments(measure)
     measure.set_defaults(handler=_measure)
 
-    measurements = subparsers.add_parser("measurements", help="stored measurements")
-    listing = measurements.add_subparsers(dest="measurements_command", metavar="{list}", required=True)
-    lister = listing.add_parser("list", help="list stored measurements")
-    lister.add_argument("--device", help="device name or alias")
-    lister.add_argument("--provenance", choices=("measured", "published"))
-    lister.add_argument("--status", choices=("ok", "failed"))
-    add_json(lister)
-    add_db(lister)
-    lister.set_defaults(handler=_measurements_list)
-
 
 def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
+    from explorer.architectures import FLAT_SPACES
+    from explorer.measure import SAMPLERS, ProtocolSettings
+    from explorer.measure.backends import BACKENDS
+
     defaults = ProtocolSettings()
     parser.add_argument("--device", required=True, help="device name or alias (see: explorer devices)")
     parser.add_argument("--n", type=int, default=None, help="number of architectures (all for presets/file)")
     parser.add_argument("--sampler", "--strategy", dest="sampler", default="random",
-                        help=f"one of {', '.join(SAMPLERS)}, uncertainty (default random)")
+                        help=f"one of {', '.join(SAMPLERS)}, uncertainty, calibrate (the points that pin a "
+                             "transfer from the richly measured devices down best; default random)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--space", help="design space sampled by random/sobol (default lowformer) or whose "
                                         f"presets --sampler presets measures (default all): {', '.join(FLAT_SPACES)}")
@@ -115,6 +129,8 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def campaign_spec(args: argparse.Namespace) -> CampaignSpec:
+    from explorer.measure import CampaignSpec, ProtocolSettings
+
     protocol = ProtocolSettings(time_limit_s=args.time_limit, target_rel_ci=args.target_ci,
                                 min_samples=args.min_samples, max_samples=args.max_samples,
                                 quiet_wait_s=args.quiet_wait, busy_cores=args.busy_cores,
@@ -126,10 +142,15 @@ def campaign_spec(args: argparse.Namespace) -> CampaignSpec:
 
 
 def measure_with(args: argparse.Namespace, *, transport: Transport | None = None,
-                 samplers: Mapping[str, Sampler] = SAMPLERS) -> int:
-    """Run the campaign described by ``args`` and print its report."""
+                 samplers: Mapping[str, Sampler] | None = None) -> int:
+    """Run the campaign described by ``args`` (``samplers`` default: ``explorer.measure.SAMPLERS``)
+    and print its report."""
+    from explorer.db import open_database
+    from explorer.measure import SAMPLERS, run_campaign
+
     database = open_database(args.db)
-    report = run_campaign(database, campaign_spec(args), transport=transport, samplers=samplers,
+    report = run_campaign(database, campaign_spec(args), transport=transport,
+                          samplers=SAMPLERS if samplers is None else samplers,
                           show_progress=not args.json)
     if args.json:
         print_json(report.to_dict())
@@ -146,16 +167,24 @@ def measure_with(args: argparse.Namespace, *, transport: Transport | None = None
     return 0
 
 
-def _measure(args: argparse.Namespace) -> int:
-    # the active-learning strategy lives downstream (predictors); only the CLI wires it in
-    from explorer.cli.remote import ssh_transport
+def strategy_samplers() -> dict[str, Sampler]:
+    """The campaign samplers and the strategies that consult predictors, which live downstream
+    (predictors): only the CLI wires them in."""
+    from explorer.measure import SAMPLERS
     from predictors.active import uncertainty_sampler
+    from predictors.calibration_points import calibration_sampler
 
-    return measure_with(args, transport=ssh_transport(args),
-                        samplers={**SAMPLERS, "uncertainty": uncertainty_sampler})
+    return {**SAMPLERS, "uncertainty": uncertainty_sampler, "calibrate": calibration_sampler}
+
+
+def _measure(args: argparse.Namespace) -> int:
+    return measure_with(args, transport=ssh_transport(args), samplers=strategy_samplers())
 
 
 def _devices(args: argparse.Namespace) -> int:
+    from explorer.db import open_database
+    from explorer.devices import list_devices
+
     with open_database(args.db).session() as session:
         rows = list_devices(session)
     if args.json:
@@ -175,6 +204,9 @@ def _devices_probe(args: argparse.Namespace) -> int:
         threads = tuple(int(t) for t in args.threads.split(","))
     except ValueError:
         return fail(f"--threads {args.threads!r}: give positive integers separated by commas, e.g. 1,2")
+    from explorer.db import open_database
+    from explorer.measure.probe import probe_threads
+
     database = open_database(args.db)
     report = probe_threads(database, args.device, threads=threads, n=args.n, passes=args.passes,
                            space=args.space, seed=args.seed, store=not args.dry_run,
@@ -196,6 +228,10 @@ def _devices_probe(args: argparse.Namespace) -> int:
 def _devices_add(args: argparse.Namespace) -> int:
     if bool(args.file) == bool(args.name):
         return fail("give either --file PROFILE.json or --name NAME (with --description etc.)")
+    from explorer.db import bind_host, open_database
+    from explorer.devices import DeviceProfile, add_device, profile_from_file
+    from explorer.measure.protocol import host_fingerprint
+
     profile = profile_from_file(args.file) if args.file else DeviceProfile(
         name=args.name, description=args.description, hardware=args.hardware, runtime=args.runtime,
         backend=args.backend, default_threads=args.threads, default_batch=args.batch, aliases=tuple(args.alias))
@@ -211,6 +247,8 @@ def _devices_add(args: argparse.Namespace) -> int:
 
 
 def _measurements_list(args: argparse.Namespace) -> int:
+    from explorer.db import list_measurements, open_database
+
     with open_database(args.db).session() as session:
         rows = list_measurements(session, args.device, args.provenance, args.status)
     if args.json:

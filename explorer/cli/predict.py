@@ -66,7 +66,8 @@ def _train(args: argparse.Namespace) -> int:
         print_json({"predictor": predictor.name, "predictor_id": predictor.predictor_id, "device": predictor.device,
                     "kind": predictor.kind, "training_architectures": len(predictor.training_arch_ids),
                     **{key: metrics.get(key) for key in ("protocol", "target", "model", "macs_baseline", "by_family",
-                                                          "repeatability", "alternatives", "transfer_source")}})
+                                                          "repeatability", "alternatives", "transfer_source",
+                                                          "exact_only", "down_weighted")}})
         return 0
     _print_metrics(predictor.name, metrics)
     return 0
@@ -94,6 +95,11 @@ def _print_metrics(title: str, metrics: dict) -> None:
     if source:
         console.print(f"transfer from {source['device']} (predictor #{source['predictor_id']}, ridge strength "
                       f"{source['ridge_alpha']:g})", highlight=False)
+    down, exact = metrics.get("down_weighted"), metrics.get("exact_only")
+    if down:
+        console.print(f"{down['rows']} rows trained at weight {down['weight']:g}: {down['reason']}"
+                      + (f"; scored without them: MAPE {exact['model']['mape']:.1f} %" if exact else ""),
+                      highlight=False)
     for kind, other in (metrics.get("alternatives") or {}).items():
         console.print(f"also evaluated: {kind}, {other['protocol']}: MAPE {other['model']['mape']:.1f} %, "
                       f"Spearman {other['model']['spearman']:.2f}", highlight=False)

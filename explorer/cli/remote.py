@@ -1,7 +1,7 @@
-"""``explorer bundle``, ``explorer ingest`` and ``explorer study``; SSH options for ``measure``.
+"""``explorer bundle``, ``explorer ingest`` and ``explorer study``.
 
-``add_ssh_arguments`` and ``ssh_transport`` let ``explorer measure`` (and ``study``) run their
-campaign on a host reachable over SSH instead of this one.
+``bundle`` takes the campaign options of ``explorer measure`` (``explorer.cli.measure``);
+``study`` runs on a host reachable over SSH with the options of ``explorer.cli.common``.
 """
 
 from __future__ import annotations
@@ -11,22 +11,8 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from explorer.architectures import resolve
-from explorer.cli.common import add_db, add_json, console, errors, fail, print_json
-from explorer.cli.measure import add_campaign_arguments, campaign_spec
-from explorer.db import open_database
-from explorer.measure import plan_campaign
-from explorer.remote import SSHTarget, SSHTransport, ingest_results, write_bundle
-from explorer.remote.bundle import BACKEND, RESULTS_NAME, RUNNER_NAME
-from explorer.study import STUDIES, StudyOptions, render_heatmaps, run_study, study_tables
-
-
-def _ssh_spec(value: str) -> str:
-    try:
-        SSHTarget.parse(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return value
+from explorer.cli.common import add_db, add_json, add_ssh_arguments, console, errors, fail, print_json, ssh_transport
+from explorer.cli.measure import add_campaign_arguments, campaign_spec, strategy_samplers
 
 
 def _int_list(value: str) -> tuple[int, ...]:
@@ -39,36 +25,9 @@ def _int_list(value: str) -> tuple[int, ...]:
     return numbers
 
 
-def add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("remote device over SSH")
-    group.add_argument("--ssh", metavar="USER@HOST", type=_ssh_spec,
-                       help="measure on this host through a bundle (needs Python 3.9+, numpy, onnxruntime there)")
-    group.add_argument("--port", type=int, default=22, help="SSH port (default 22)")
-    group.add_argument("--identity", type=Path, help="private key file (default: ssh agent and ~/.ssh keys)")
-    group.add_argument("--remote-python", default="python3", help="Python on the remote host (default python3)")
-    group.add_argument("--known-hosts", type=Path, default=Path("~/.ssh/known_hosts"),
-                       help="known-hosts file; a new host's key is added, a changed key is refused")
-    group.add_argument("--remote-dir", default=".explorer",
-                       help="remote directory for bundles and results (default ~/.explorer)")
-
-
-def ssh_transport(args: argparse.Namespace) -> SSHTransport | None:
-    """The SSH transport the options ask for, or None to measure on this host."""
-    if not getattr(args, "ssh", None):
-        return None
-    target = SSHTarget.parse(args.ssh, port=args.port, identity=args.identity, python=args.remote_python,
-                             known_hosts=args.known_hosts, remote_dir=args.remote_dir)
-    return SSHTransport(target, args.device,
-                        on_progress=lambda text: errors.print(text, highlight=False, markup=False))
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    bundle = subparsers.add_parser(
-        "bundle", help="export models, a manifest and runner.py for a device without the tool")
-    add_campaign_arguments(bundle)
-    bundle.add_argument("-o", "--output", required=True, type=Path, help="bundle directory to write")
-    bundle.set_defaults(handler=_bundle, backend=BACKEND)
-
+    subparsers.add_parser("bundle", help="export models, a manifest and runner.py for a device without the tool",
+                          declare=_declare_bundle)
     ingest = subparsers.add_parser(
         "ingest", help="store the results of a bundle's runner.py",
         description="Store the result lines of runner.py. Each valid line is stored in its own transaction; "
@@ -81,8 +40,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json(ingest)
     add_db(ingest)
     ingest.set_defaults(handler=_ingest)
+    subparsers.add_parser("study", help="re-run one experiment of the hardware study on a device",
+                          declare=_declare_study)
 
-    study = subparsers.add_parser("study", help="re-run one experiment of the hardware study on a device")
+
+def _declare_bundle(bundle: argparse.ArgumentParser) -> None:
+    from explorer.remote.bundle import BACKEND
+
+    add_campaign_arguments(bundle)
+    bundle.add_argument("-o", "--output", required=True, type=Path, help="bundle directory to write")
+    bundle.set_defaults(handler=_bundle, backend=BACKEND)
+
+
+def _declare_study(study: argparse.ArgumentParser) -> None:
+    from explorer.study import STUDIES
+
     study.add_argument("kind", choices=tuple(STUDIES), help="which experiment")
     study.add_argument("--device", default="local", help="device name or alias (default local)")
     study.add_argument("--quick", action="store_true",
@@ -110,12 +82,18 @@ def _progress() -> Progress:
 
 
 def _bundle(args: argparse.Namespace) -> int:
+    from explorer.architectures import resolve
+    from explorer.db import open_database
+    from explorer.measure import plan_campaign
+    from explorer.remote import write_bundle
+    from explorer.remote.bundle import BACKEND, RESULTS_NAME, RUNNER_NAME
+
     if args.backend != BACKEND:
         return fail(f"bundles measure with onnxruntime (--backend {BACKEND}); got --backend {args.backend}")
     try:
         spec = campaign_spec(args)
         database = open_database(args.db)
-        plan = plan_campaign(database, spec)
+        plan = plan_campaign(database, spec, strategy_samplers())
         if not plan.jobs:
             return fail(f"all {plan.skipped} architectures are already measured on {plan.device} with these "
                         "settings; use --force to bundle them anyway")
@@ -142,6 +120,9 @@ def _bundle(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from explorer.db import open_database
+    from explorer.remote import ingest_results
+
     try:
         database = open_database(args.db)
         report = ingest_results(database, args.results, bundle_dir=args.bundle,
@@ -159,6 +140,9 @@ def _ingest(args: argparse.Namespace) -> int:
 def _study(args: argparse.Namespace) -> int:
     if args.output is not None and args.kind != "fused-mbconv":
         return fail(f"-o writes the fused-mbconv heatmaps; study {args.kind!r} has none")
+    from explorer.db import open_database
+    from explorer.study import StudyOptions, render_heatmaps, run_study, study_tables
+
     try:
         options = StudyOptions.make(args.kind, quick=args.quick, resolutions=args.resolutions,
                                     channels=args.channels, time_limit_s=args.time_limit,

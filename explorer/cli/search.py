@@ -16,10 +16,22 @@ DASHBOARD_DIR = "out/dashboards"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    subparsers.add_parser("search", help="budgeted multi-objective architecture search", declare=_declare_search)
+    subparsers.add_parser(
+        "dashboard", help="HTML dashboard of a search (or of the hardware study), or optuna-dashboard on the studies",
+        declare=_declare_dashboard)
+    subparsers.add_parser("verify", help="measure a search's shortlist and compare with predictions",
+                          declare=_declare_verify)
+    subparsers.add_parser("export", help="self-contained packages for a training repository", declare=_declare_export)
+    subparsers.add_parser(
+        "suggest", help="architectures whose training would most improve the accuracy reachable within a budget",
+        declare=_declare_suggest)
+
+
+def _declare_search(search: argparse.ArgumentParser) -> None:
     from explorer.search import DEFAULT_SPACE, DEFAULT_TOP, SAMPLERS, space_names
     from explorer.search.space import DEFAULT_RESOLUTIONS
 
-    search = subparsers.add_parser("search", help="budgeted multi-objective architecture search")
     search.add_argument("--device", required=True, help="device name or alias (see `explorer devices`)")
     search.add_argument("--budget", required=True, help="latency budget per image, e.g. 40ms, 0.04s, 40000us")
     search.add_argument("--objective", default="default",
@@ -52,8 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json(search)
     search.set_defaults(handler=_search)
 
-    dashboard = subparsers.add_parser(
-        "dashboard", help="HTML dashboard of a search (or of the hardware study), or optuna-dashboard on the studies")
+
+def _declare_dashboard(dashboard: argparse.ArgumentParser) -> None:
+    from explorer.search import DEFAULT_TOP
+
     what = dashboard.add_mutually_exclusive_group(required=True)
     what.add_argument("--study", help="search study name")
     what.add_argument("--study-heatmaps", action="store_true",
@@ -69,7 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_db(dashboard)
     dashboard.set_defaults(handler=_dashboard)
 
-    verify = subparsers.add_parser("verify", help="measure a search's shortlist and compare with predictions")
+
+def _declare_verify(verify: argparse.ArgumentParser) -> None:
+    from explorer.search import DEFAULT_TOP
+
     verify.add_argument("--study", required=True)
     verify.add_argument("--top", type=int, default=DEFAULT_TOP)
     verify.add_argument("--device", required=True, help="device to measure on (this host unless --ssh)")
@@ -83,7 +100,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json(verify)
     verify.set_defaults(handler=_verify)
 
-    export = subparsers.add_parser("export", help="self-contained packages for a training repository")
+
+def _declare_export(export: argparse.ArgumentParser) -> None:
+    from explorer.search import DEFAULT_TOP
+
     export.add_argument("names", nargs="*", metavar="PRESET", help="named architectures to export")
     export.add_argument("--study", default=None)
     export.add_argument("--trial", type=int, action="append", default=[], help="trial number (repeatable)")
@@ -101,14 +121,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_db(export)
     add_json(export)
     export.set_defaults(handler=_export)
-    _register_suggest(subparsers)
 
 
-def _register_suggest(subparsers: argparse._SubParsersAction) -> None:
+def _declare_suggest(suggest: argparse.ArgumentParser) -> None:
     from explorer.search import DEFAULT_SPACE, space_names
 
-    suggest = subparsers.add_parser(
-        "suggest", help="architectures whose training would most improve the accuracy reachable within a budget")
     suggest.add_argument("--device", required=True, help="device name or alias")
     suggest.add_argument("--budget", required=True, help="latency budget per image, e.g. 40ms")
     suggest.add_argument("--n", type=int, default=4, help="how many to suggest (default 4)")

@@ -7,13 +7,16 @@ import sys
 
 from rich.table import Table
 
-from explorer import space
-from explorer.architectures import FLAT_SPACES
 from explorer.cli.common import add_json, console, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("space", help="the design space: presets, breakdowns, samples, ONNX")
+    subparsers.add_parser("space", help="the design space: presets, breakdowns, samples, ONNX", declare=_declare)
+
+
+def _declare(parser: argparse.ArgumentParser) -> None:
+    from explorer.architectures import FLAT_SPACES
+
     commands = parser.add_subparsers(dest="space_command", metavar="SUBCOMMAND")
     commands.required = True
 
@@ -48,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _presets(args: argparse.Namespace) -> int:
+    from explorer import space
+
     summaries = space.list_named(tuple(args.kind) if args.kind else ("preset", "ablation", "toy"))
     if args.json:
         print_json([s.to_json() for s in summaries])
@@ -64,6 +69,8 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from explorer import space
+
     info = space.describe(args.spec, args.resolution)
     if args.json:
         print_json(info)
@@ -89,12 +96,16 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    from explorer import space
+
     for line in space.sample_lines(args.n, args.seed, args.resolution, args.space, args.sampler):
         sys.stdout.write(line + "\n")
     return 0
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
+    from explorer import space
+
     result = space.export(args.spec, args.output, args.resolution, args.opset, check=not args.no_check)
     if args.json:
         print_json(result)
