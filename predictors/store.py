@@ -299,6 +299,11 @@ def evaluate(data: TrainingSet, kind: str, folds: int = 5, seed: int = 0, prior:
         "exact_only": None if exact.all() or exact.sum() < 3 else {
             "model": regression_metrics(y[exact], cv["predicted"][exact], cv["low"][exact], cv["high"][exact]),
             "macs_baseline": regression_metrics(y[exact], cv["macs"][exact])},
+        # rows whose stored config only approximates the measured model train at a lower weight
+        "down_weighted": None if exact.all() else {
+            "rows": int((~exact).sum()), "weight": INEXACT_WEIGHT,
+            "arch_ids": [key for key, ok in zip(data.arch_ids, data.exact) if not ok],
+            "reason": "the stored architecture only approximates the measured one (layers not published)"},
         "by_family": by_family,
         "repeatability": data.repeatability,
         "target": data.target,
@@ -343,17 +348,33 @@ Sources = dict[str, tuple[int, Any]]
 
 
 def transfer_sources(session: Session, exclude: str | None = None) -> Sources:
-    """The default predictors of measured devices with at least ``FEW_SHOT_LIMIT`` usable
-    measurements and a model of their own (not few-shot, not transfer), other than ``exclude``."""
+    """Rich predictors of measured devices with at least ``FEW_SHOT_LIMIT`` usable measurements,
+    other than ``exclude``: each device's default predictor (keyed by the device's name) and the
+    newest stored predictor of each other kind that has a model of its own (keyed
+    ``device/kind``). Kinds rank the same architectures differently away from the sampled
+    distribution (presets, ablations), so the transfer chooses among them by leave-one-out."""
     out: Sources = {}
     for dev in session.scalars(select(Device).where(Device.provenance == "measured").order_by(Device.name)):
         if dev.name == exclude or len(ok_measurements(session, dev)) < FEW_SHOT_LIMIT:
             continue
-        row = session.scalars(select(Predictor).where(Predictor.device == dev.name, Predictor.is_default.is_(True))
-                              .order_by(Predictor.id.desc())).first()
-        if row is not None and row.kind not in FEW_POINT_KINDS and row.feature_version == FEATURE_VERSION:
-            out[dev.name] = (row.id, _estimator(row))
+        rows = session.scalars(select(Predictor).where(
+            Predictor.device == dev.name, Predictor.kind.not_in(FEW_POINT_KINDS),
+            Predictor.feature_version == FEATURE_VERSION).order_by(Predictor.is_default.desc(), Predictor.id.desc()))
+        default_kind = None
+        for row in rows:
+            if default_kind is None and row.is_default:
+                default_kind, key = row.kind, dev.name
+            elif row.kind != default_kind and f"{dev.name}/{row.kind}" not in out:
+                key = f"{dev.name}/{row.kind}"
+            else:
+                continue
+            out[key] = (row.id, _estimator(row))
     return out
+
+
+def source_device(source: str) -> str:
+    """The device of a transfer source key (``device`` or ``device/kind``)."""
+    return source.split("/", 1)[0]
 
 
 def train_predictor(db: Database, device: str, kind: str | None = None, *, backend: str | None = None,
@@ -401,8 +422,11 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
     estimator = make_estimator(kind, **params).fit(OpFeaturizer().transform(data.configs), data.latency_ms,
                                                    sample_weight=data.weights)
     if kind == "transfer":
-        metrics["transfer_source"] = {"device": estimator.source_, "predictor_id": sources[estimator.source_][0],
-                                      "ridge_alpha": estimator.alpha_}
+        source_id = sources[estimator.source_][0]
+        with db.session() as session:
+            source_kind = session.get_one(Predictor, source_id).kind
+        metrics["transfer_source"] = {"device": source_device(estimator.source_), "predictor_id": source_id,
+                                      "kind": source_kind, "ridge_alpha": estimator.alpha_}
     setup = data.setup
     row = Predictor(device=setup.device, backend=setup.backend, batch=setup.batch, threads=setup.threads,
                     kind=kind, feature_version=FEATURE_VERSION,

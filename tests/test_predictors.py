@@ -244,6 +244,13 @@ def test_drift_correction_follows_slow_drift_and_ignores_one_slow_reference_run(
     assert abs(log_ratio[60] - np.median(log_ratio)) < 0.02
 
 
+def test_cli_kinds_are_the_library_kinds():
+    from explorer.cli.predict import PREDICTOR_KINDS
+    from predictors.latency import KINDS
+
+    assert PREDICTOR_KINDS == KINDS
+
+
 def test_errors_are_reported_per_family_and_across_families(db):
     from explorer.architectures import FLAT_SPACES
 

@@ -101,6 +101,26 @@ def test_a_published_device_gets_the_better_of_fewshot_and_transfer(db):
         load_predictor(db, "raspi5", kind="transfer")
 
 
+def test_every_rich_kind_of_a_source_device_is_offered_and_the_one_chosen_is_named(db):
+    from predictors.store import transfer_sources
+
+    rich, _, y_rich = synthetic(60, seed=18)
+    add_measurements(db, "local", rich, y_rich)
+    ridge = train_predictor(db, "local", kind="ridge", folds=3).predictor_id
+    train_predictor(db, "local", kind="rf", folds=3, make_default=False)
+    newest_rf = train_predictor(db, "local", kind="rf", folds=3, make_default=False).predictor_id
+    with db.session() as session:
+        sources = transfer_sources(session)
+    assert {key: pid for key, (pid, _) in sources.items()} == {"local": ridge, "local/rf": newest_rf}
+    few, X_few, _ = synthetic(12, seed=19)
+    add_measurements(db, "raspi5-ort", few, BOARD.predict(X_few), provenance="published", threads=None)
+    source = train_predictor(db, "raspi5", kind="transfer").metrics["transfer_source"]
+    assert source["device"] == "local" and (source["kind"], source["predictor_id"]) in {("ridge", ridge),
+                                                                                        ("rf", newest_rf)}
+    median, low, high = load_predictor(db, "raspi5").predict(few)  # the stored source key loads back
+    assert np.all((low < median) & (median < high))
+
+
 def test_transfer_without_a_source_says_what_to_do(db):
     few, X_few, _ = synthetic(10, seed=17)
     add_measurements(db, "raspi5-ort", few, BOARD.predict(X_few), provenance="published", threads=None)

@@ -11,6 +11,10 @@ import argparse
 from explorer.cli.common import add_db, add_json, console, print_json
 
 
+#: ``predictors.latency.KINDS``, spelled out so that building the parser imports no model code
+PREDICTOR_KINDS = ("xgboost", "ridge", "rf", "xgboost-ridge", "fewshot", "transfer")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     predictor = subparsers.add_parser("predictor", help="train and inspect per-device latency predictors")
     commands = predictor.add_subparsers(dest="predictor_command", metavar="COMMAND")
@@ -18,9 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     train = commands.add_parser("train", help="fit a predictor on the device's measurements and store it")
     train.add_argument("--device", required=True, help="device profile name or alias")
-    train.add_argument("--kind", choices=("xgboost", "ridge", "rf", "fewshot", "transfer"), default=None,
+    train.add_argument("--kind", choices=PREDICTOR_KINDS, default=None,
                        help="model (default: below 40 measured architectures the better by leave-one-out of fewshot "
-                            "and transfer from a richly measured device; else xgboost)")
+                            "and transfer from a richly measured device; else xgboost-ridge)")
+    train.add_argument("--no-default", dest="make_default", action="store_false",
+                       help="store the predictor beside the device's default instead of replacing it (another "
+                            "kind for transfers to choose from, or a comparison)")
     train.add_argument("--backend", default=None, help="only measurements of this backend")
     train.add_argument("--batch", type=int, default=None, help="only measurements at this batch size")
     train.add_argument("--threads", type=int, default=None, help="only measurements with this thread count")
@@ -59,7 +66,7 @@ def _train(args: argparse.Namespace) -> int:
         task = progress.add_task("folds", total=None)
         predictor = train_predictor(
             open_database(args.db), args.device, args.kind, backend=args.backend, batch=args.batch,
-            threads=args.threads, folds=args.folds, seed=args.seed, prior=args.prior,
+            threads=args.threads, folds=args.folds, seed=args.seed, prior=args.prior, make_default=args.make_default,
             on_fold=lambda done, total: progress.update(task, completed=done, total=total))
     metrics = predictor.metrics
     if args.json:
@@ -93,7 +100,8 @@ def _print_metrics(title: str, metrics: dict) -> None:
         console.print(families)
     source = metrics.get("transfer_source")
     if source:
-        console.print(f"transfer from {source['device']} (predictor #{source['predictor_id']}, ridge strength "
+        console.print(f"transfer from {source['device']} ({source.get('kind', 'default')} predictor "
+                      f"#{source['predictor_id']}, ridge strength "
                       f"{source['ridge_alpha']:g})", highlight=False)
     down, exact = metrics.get("down_weighted"), metrics.get("exact_only")
     if down:
