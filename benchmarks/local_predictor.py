@@ -32,7 +32,8 @@ from explorer.db import Measurement, open_database  # noqa: E402
 from predictors.features import OpFeaturizer  # noqa: E402
 from predictors.latency import DEFAULT_KIND, make_estimator  # noqa: E402
 from predictors.metrics import MacsBaseline, regression_metrics  # noqa: E402
-from predictors.store import load_training_set  # noqa: E402
+from predictors.store import TARGETS as LATENCY_TARGETS  # noqa: E402
+from predictors.store import load_training_set, repeatability, setup_rows, target_latencies  # noqa: E402
 
 TARGETS = {"within_10": (">=", 95.0), "mape": ("<=", 4.0), "spearman": (">=", 0.98), "kendall": (">=", 0.90),
            "coverage": ("in", (88.0, 92.0))}
@@ -69,10 +70,16 @@ def run(args) -> int:
     y = data.latency_ms
     print(f"device {data.setup.device} ({data.setup.backend}, batch {data.setup.batch}, {data.setup.threads} thread(s)); "
           f"target {data.target}; {len(y)} architectures, {len(random & set(data.arch_ids))} from random campaigns")
-    rep = data.repeatability or {}
-    if rep:
-        print(f"device repeatability: {rep.get('pairs_within_10', float('nan')):.1f} % of {rep.get('pairs', 0)} repeat "
-              f"pairs within +-10 % of each other, median pair deviation {rep.get('median_pair_deviation_pct', float('nan')):.2f} %")
+    with db.session() as session:
+        history = setup_rows(session, data.setup)
+    for target in LATENCY_TARGETS:
+        if target != "absolute" and not all(m.relative_to_reference for m in history):
+            continue
+        rep = repeatability([m.arch_id for m in history], target_latencies(history, target)[0])
+        if rep:
+            print(f"device repeatability, {target}{' (training target)' if target == data.target else ''}: "
+                  f"{rep['pairs_within_10']:.1f} % of {rep['pairs']} repeat pairs within +-10 % of each other, "
+                  f"{rep['pairs_within_5']:.1f} % within +-5 %, median pair deviation {rep['median_pair_deviation_pct']:.2f} %")
     for kind in args.kinds.split(","):
         _score_kind(kind, args, data, X, y, families, random)
     return 0

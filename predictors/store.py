@@ -140,7 +140,7 @@ def _pick_setup(rows: list[Measurement], device: Device) -> tuple[str, int, int 
     return max(counts, key=rank)
 
 
-def _setup_rows(session: Session, setup: Setup) -> list[Measurement]:
+def setup_rows(session: Session, setup: Setup) -> list[Measurement]:
     """Every successful measurement of one setup, repeats included, in measurement order;
     measurements taken on a busy machine are left out, as they are from training."""
     query = select(Measurement).where(
@@ -224,7 +224,7 @@ def load_training_set(session: Session, device: str, backend: str | None = None,
             + (f" with backend={backend}, batch={batch}, threads={threads}" if backend or batch or threads else "")
             + f"; measure some with `explorer measure --device {dev.name} --n 50`")
     setup = Setup(dev.name, *_pick_setup(rows, dev))
-    history = _setup_rows(session, setup)
+    history = setup_rows(session, setup)
     target, latency, reference_ms, rep = _most_repeatable_target(history)
     current = {m.arch_id: i for i, m in enumerate(history)}  # the latest measurement of each
     keep = sorted(current.values())
