@@ -91,15 +91,26 @@ class UnknownArchitectureError(UserError, KeyError):
                 f"Named ones: {', '.join(NAMED_ARCHITECTURES)}")
 
 
+def _check_knob_names(knobs: Mapping[str, Any]) -> None:
+    """Knob names (nested ones too) are printable text: errors quote them, and a name holding a
+    line break would break the one-line error that reports it."""
+    for key, value in knobs.items():
+        if not isinstance(key, str) or not key.isprintable():
+            raise KnobError("config", key, "knob names of printable characters")
+        if isinstance(value, Mapping):
+            _check_knob_names(value)
+
+
 def config_from_dict(knobs: Mapping[str, Any]) -> ArchConfig:
     """A config from its JSON form; ``space`` defaults to ``lowformer``; an ``arch_id`` key, if
     present, must match the knobs."""
     if not isinstance(knobs, Mapping):
         raise KnobError("config", knobs, "a JSON object of knobs")
     knobs = dict(knobs)
+    _check_knob_names(knobs)
     stated_id = knobs.pop("arch_id", None)  # sample lines and exports carry their id
     space = knobs.get("space", LowFormerConfig.space)
-    if space not in SPACES:
+    if not isinstance(space, str) or space not in SPACES:
         raise KnobError("space", space, "one of " + ", ".join(SPACES))
     config = SPACES[space].from_dict(knobs)
     if stated_id is not None and stated_id != arch_id(config):

@@ -18,12 +18,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from explorer.architectures import NAMED_ARCHITECTURES, UnknownArchitectureError, resolve
 from explorer.db import Device, Measurement, device_names, resolve_device, upsert_architecture
 from explorer.db.database import builtin_device_rows
 from search_spaces.base import KnobError, arch_id
 
 PROVENANCES = ("measured", "published")
+#: the largest thread or batch count a profile may state (the database column is a 32-bit integer)
+MAX_COUNT = 2**31 - 1
+#: text fields of a profile and their longest allowed value (None: any length)
+TEXT_FIELDS = {"description": None, "hardware": None, "runtime": 128, "backend": 32}
 MEASUREMENT_METRICS = ("latency_ms", "throughput_img_s")
 
 
@@ -49,11 +52,22 @@ class DeviceProfile:
             raise KnobError("name", self.name, "a non-empty device name of at most 64 characters")
         if self.provenance not in PROVENANCES:
             raise KnobError("provenance", self.provenance, "one of " + ", ".join(PROVENANCES))
-        if self.default_threads is not None and (not isinstance(self.default_threads, int)
-                                                 or self.default_threads < 1):
-            raise KnobError("default_threads", self.default_threads, "a positive integer or null")
-        if not isinstance(self.default_batch, int) or self.default_batch < 1:
-            raise KnobError("default_batch", self.default_batch, "a positive integer")
+        if self.default_threads is not None and not _count(self.default_threads):
+            raise KnobError("default_threads", self.default_threads, f"an integer from 1 to {MAX_COUNT} or null")
+        if not _count(self.default_batch):
+            raise KnobError("default_batch", self.default_batch, f"an integer from 1 to {MAX_COUNT}")
+        for name, longest in TEXT_FIELDS.items():
+            value = getattr(self, name)
+            if not isinstance(value, str) or (longest is not None and len(value) > longest):
+                raise KnobError(name, value, "text" + (f" of at most {longest} characters" if longest else ""))
+        if self.source is not None and not isinstance(self.source, str):
+            raise KnobError("source", self.source, "text or null")
+        if not isinstance(self.aliases, (list, tuple)) or not all(
+                isinstance(a, str) and a.strip() and len(a) <= 64 for a in self.aliases):
+            raise KnobError("aliases", self.aliases, "a list of non-empty names of at most 64 characters")
+        for name in ("host", "probe"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
+                raise KnobError(name, getattr(self, name), "an object or null")
         object.__setattr__(self, "aliases", tuple(self.aliases))
 
     @classmethod
@@ -61,13 +75,19 @@ class DeviceProfile:
         allowed = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(data) - allowed)
         if unknown:
-            raise KnobError(unknown[0], data[unknown[0]], "a profile field: " + ", ".join(sorted(allowed)))
+            raise KnobError("profile field", unknown[0], "one of " + ", ".join(sorted(allowed)))
+        if "name" not in data:
+            raise KnobError("name", None, "a non-empty device name of at most 64 characters (required)")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["aliases"] = list(self.aliases)
         return out
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_COUNT
 
 
 def builtin_profiles() -> list[DeviceProfile]:
@@ -157,6 +177,8 @@ def load_published(session: Session, path: str | Path | None = None) -> Publishe
     """Store every published measurement (idempotent). A throughput row keeps images/s in
     ``value`` and ms per image (1000 / value) in ``median_ms``. Rows naming an architecture the
     registry does not know are skipped and reported."""
+    from explorer.architectures import NAMED_ARCHITECTURES, UnknownArchitectureError, resolve  # every space
+
     loaded = existing = 0
     skipped = []
     for row in (r for r in published_rows(path) if r.is_measurement):

@@ -9,9 +9,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.errors import UserError
 from search_spaces.base import ArchConfig
 
 DEFAULT_OPSET = 17
+
+
+class OnnxLoadError(UserError):
+    """An ONNX file that ONNX Runtime cannot load (cut, damaged or not ONNX at all)."""
+
+
+def onnx_session(path: str | Path, options=None):
+    """An ONNX Runtime CPU session of ``path``; a file that does not load is a one-line
+    :class:`OnnxLoadError` naming it, and the file is left as it is."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - ONNX Runtime's errors share no narrower base class
+        detail = (str(err).splitlines() or [""])[0]
+        raise OnnxLoadError(f"ONNX file {str(path)!r} does not load in ONNX Runtime "
+                            f"({type(err).__name__}: {detail:.200})") from None
 
 
 def export_onnx(config: ArchConfig, path: str | Path, *, opset: int = DEFAULT_OPSET,
@@ -47,12 +65,10 @@ def max_abs_difference(config: ArchConfig, path: str | Path, *, model: torch.nn.
 
     ``model`` must be the module the file was exported from (a fresh build has new weights).
     """
-    import onnxruntime as ort
-
     model = model.eval()
     x = torch.randn(config.input_shape(1), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         expected = model(x).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     got = session.run(None, {"input": x.numpy()})[0]
     return float(np.max(np.abs(got - expected)))

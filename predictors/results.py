@@ -32,6 +32,7 @@ IMAGENET = "imagenet"
 PUBLISHED, IMPORTED, MICRO_TASK = "published", "imported", "micro-task"
 IMPORT_SUFFIXES = (".csv", ".jsonl")
 MAX_DATASET_LENGTH = 64  # accuracy_results.dataset
+MAX_EPOCHS = 2**31 - 1  # accuracy_results.epochs is a 32-bit integer
 MICRO_TASK_SOURCE = "explorer micro-task "
 
 
@@ -40,8 +41,11 @@ class ResultsImportError(UserError):
 
     def __init__(self, path: str, problems: Sequence[tuple[int, str, str]]):
         self.path, self.problems = path, list(problems)
-        lines = "\n".join(f"  {path}, line {line}, field '{field}': {msg}" for line, field, msg in self.problems)
-        super().__init__(f"{len(self.problems)} invalid row(s), nothing imported:\n{lines}")
+        lines = [f"{path}, line {line}, field '{field}': {msg}" for line, field, msg in self.problems]
+        if len(lines) == 1:  # the common case stays one line
+            super().__init__(f"{lines[0]}; nothing imported")
+        else:
+            super().__init__(f"{len(lines)} invalid row(s), nothing imported:\n" + "\n".join(f"  {x}" for x in lines))
 
 
 class NotEnoughResultsError(UserError):
@@ -219,6 +223,8 @@ def _architecture(session, record: Mapping[str, Any]) -> tuple[ArchConfig, str |
                 knobs = json.loads(knobs)
             except json.JSONDecodeError as err:
                 raise _Problem("config", f"not valid JSON ({err.msg})") from None
+        if not isinstance(knobs, dict):
+            raise _Problem("config", f"{knobs!r:.60} is not allowed; allowed: a JSON object of knobs")
         return resolve(knobs, resolution), None
     except UnknownArchitectureError as err:
         raise _Problem("name", str(err)) from None
@@ -252,8 +258,8 @@ def _validated(record: Mapping[str, Any], default_source: str) -> tuple[str, flo
             epochs = int(str(epochs))
         except ValueError:
             raise _Problem("epochs", f"{record['epochs']!r} is not an integer; allowed: a positive integer or empty") from None
-        if epochs < 1:
-            raise _Problem("epochs", f"{epochs} is not positive; allowed: a positive integer or empty")
+        if not 1 <= epochs <= MAX_EPOCHS:
+            raise _Problem("epochs", f"{str(epochs):.40} is out of range; allowed: an integer from 1 to {MAX_EPOCHS} or empty")
     source = str(record.get("source", default_source)).strip() or default_source
     return dataset.lower(), top1, epochs, source
 
@@ -266,7 +272,11 @@ def import_results(db: Database, path: str | Path) -> ImportSummary:
         raise ResultsImportError(str(path), [(0, "file", f"suffix {path.suffix!r}; allowed: {', '.join(IMPORT_SUFFIXES)}")])
     if not path.is_file():
         raise ResultsImportError(str(path), [(0, "file", "no such file")])
-    records = _read_rows(path)
+    try:
+        records = _read_rows(path)
+    except UnicodeDecodeError as err:
+        raise ResultsImportError(str(path), [(0, "file", f"not UTF-8 text (byte {err.object[err.start]:#04x} at "
+                                                         f"offset {err.start}); allowed: a UTF-8 CSV or JSON lines file")])
     problems: list[tuple[int, str, str]] = []
     counts = {"inserted": 0, "updated": 0, "unchanged": 0}
     with db.session() as session:

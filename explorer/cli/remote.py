@@ -126,7 +126,8 @@ def _ingest(args: argparse.Namespace) -> int:
     try:
         database = open_database(args.db)
         report = ingest_results(database, args.results, bundle_dir=args.bundle,
-                                on_message=lambda text: errors.print(text, highlight=False, markup=False))
+                                on_message=lambda text: errors.print(text, highlight=False, markup=False,
+                                                                     soft_wrap=True))
     except FileNotFoundError as err:
         return fail(str(err))
     if args.json:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from explorer.architectures import NAMED_ARCHITECTURES, name_of
 from explorer.db.database import Database, database_url, head_revision, open_database
 from explorer.db.hosts import host_id
 from explorer.db.models import (
@@ -116,16 +117,25 @@ def upsert_architecture(session: Session, config: ArchConfig, name: str | None =
         if counts and row.macs is None:
             _fill_counts(row, config)
         return row
+    from explorer.architectures import NAMED_ARCHITECTURES, name_of  # every design space: only when storing one
+
     name = name or name_of(config)
     entry = NAMED_ARCHITECTURES.get(name) if name else None
-    row = Architecture(arch_id=key, space=config.space, name=name,
-                       config_json={"space": config.space, **config.to_dict()},
-                       resolution=config.resolution, exact=entry.exact if entry else True)
+    values = {"arch_id": key, "space": config.space, "name": name,
+              "config_json": {"space": config.space, **config.to_dict()}, "resolution": config.resolution,
+              "exact": entry.exact if entry else True}
     if counts:
-        _fill_counts(row, config)
-    session.add(row)
-    session.flush()
-    return row
+        table = config.op_table()
+        values.update(params=table.params, macs=table.macs, op_summary=table.by_class())
+    # another process (a campaign, an ingest, an import) may store the same architecture between
+    # the lookup above and this insert: the first row stands, and this one is not an error
+    on_conflict = _INSERTS_ON_CONFLICT.get(session.get_bind().dialect.name)
+    session.execute(insert(Architecture).values(**values) if on_conflict is None else
+                    on_conflict(Architecture).values(**values).on_conflict_do_nothing(index_elements=["arch_id"]))
+    return session.get(Architecture, key)
+
+
+_INSERTS_ON_CONFLICT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 def _fill_counts(row: Architecture, config: ArchConfig) -> None:

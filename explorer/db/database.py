@@ -63,6 +63,11 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+def known_revisions() -> frozenset[str]:
+    """Every schema revision this version of the package can read or upgrade from."""
+    return frozenset(script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions())
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
@@ -140,6 +145,10 @@ class NotADatabaseError(UserError):
     """The URL or file does not hold a database the tool can open."""
 
 
+class NewerSchemaError(NotADatabaseError):
+    """A database written by a newer version of the package: migrating it down would lose data."""
+
+
 def _first_line(err: Exception) -> str:
     return str(getattr(err, "orig", err)).splitlines()[0]
 
@@ -158,6 +167,11 @@ def open_database(url: str | os.PathLike[str] | None = None) -> Database:
                                     f"measurement database ({_first_line(err)}); nothing was changed") from None
         if revision == head:
             break
+        if revision is not None and revision not in known_revisions():
+            engine.dispose()
+            raise NewerSchemaError(f"{engine.url.render_as_string(hide_password=True)} has schema revision "
+                                   f"{revision!r}, newer than this version of explorer reads (up to {head!r}): "
+                                   "upgrade explorer to open it; nothing was changed")
         try:
             upgrade(engine)
         except DBAPIError:

@@ -20,7 +20,7 @@ import torch
 
 from explorer.errors import UserError
 from explorer.measure.protocol import Timer, perf_timer
-from explorer.onnx_export import export_onnx, file_sha256
+from explorer.onnx_export import export_onnx, file_sha256, onnx_session
 from search_spaces.base import ArchConfig, KnobError, arch_id
 
 INPUT_SEED = 0
@@ -80,7 +80,7 @@ class OnnxRuntimeCPU(Backend):
         options.inter_op_num_threads = 1
         if threads is not None:
             options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = onnx_session(path, options)
         feed = {"input": make_input(config, batch)}
         settings = {"runtime": self.runtime, "onnxruntime": ort.__version__,
                     "graph_optimization_level": self.graph_optimization,

@@ -48,6 +48,8 @@ CAMPAIGN = "campaign"
 OPSET = 17
 #: the oldest Python the runner must run on (what a Raspberry Pi OS or Jetson image ships)
 RUNNER_MIN_PYTHON = (3, 9)
+#: the largest value of a model input dimension a manifest may state (batch, channels, sides)
+MAX_INPUT_SIDE = 65_536
 
 
 class BundleError(UserError, ValueError):
@@ -71,9 +73,22 @@ class BundleModel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BundleModel:
-        return cls(key=data["key"], purpose=data["purpose"], arch_id=data["arch_id"],
-                   config=dict(data["config"]), file=data["file"], sha256=data["sha256"],
-                   input_shape=tuple(data["input_shape"]), name=data.get("name"))
+        """Validated: every field of the right type, the file a path under ``models/``."""
+        fields = {name: _field(data, name, kinds, "model")
+                  for name, kinds in (("key", str), ("purpose", str), ("arch_id", str), ("config", dict),
+                                      ("file", str), ("sha256", str), ("input_shape", list))}
+        if fields["file"].startswith("/") or ".." in fields["file"].split("/") or \
+                not fields["file"].startswith(f"{MODELS_DIR}/"):
+            raise BundleError(f"model field 'file' is {fields['file']!r:.80}; allowed: a relative path "
+                              f"under {MODELS_DIR}/ without '..'")
+        shape = fields["input_shape"]
+        if not shape or not all(type(n) is int and 0 < n <= MAX_INPUT_SIDE for n in shape):
+            raise BundleError(f"model field 'input_shape' is {shape!r:.80}; allowed: positive integers "
+                              f"up to {MAX_INPUT_SIDE}")
+        name = data.get("name")
+        if name is not None and not isinstance(name, str):
+            raise BundleError(f"model field 'name' is {name!r:.80}; allowed: a string or null")
+        return cls(**{**fields, "input_shape": tuple(shape)}, name=name)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "input_shape": list(self.input_shape)}
@@ -118,21 +133,48 @@ class Manifest:
         """The manifest of ``bundle_dir``; a clear error when it is missing or malformed."""
         path = Path(bundle_dir) / MANIFEST_NAME
         try:
-            data = json.loads(path.read_text())
-            if data.get("format") != MANIFEST_FORMAT:
-                raise BundleError(f"{path}: manifest format {data.get('format')!r}; "
-                                  f"this version reads format {MANIFEST_FORMAT}")
-            runtime = data["runtime"]
-            return cls(bundle_id=data["bundle_id"], measurement_key=data["measurement_key"],
-                       device=data["device"], threads=runtime["threads"], batch=runtime["batch"],
-                       protocol=dict(data["protocol"]),
-                       reference=None if data["reference"] is None else BundleModel.from_dict(data["reference"]),
-                       models=tuple(BundleModel.from_dict(m) for m in data["models"]),
-                       created_at=data.get("created_at", ""))
+            data = json.loads(path.read_bytes())
         except FileNotFoundError:
             raise BundleError(f"{bundle_dir} is not a bundle: no {MANIFEST_NAME}") from None
-        except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+        except (OSError, ValueError) as err:  # unreadable, not UTF-8 or not JSON
             raise BundleError(f"{path} is not a valid manifest: {type(err).__name__}: {err}") from None
+        try:
+            if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+                found = data.get("format") if isinstance(data, dict) else type(data).__name__
+                raise BundleError(f"manifest field 'format' is {found!r:.80}; allowed: {MANIFEST_FORMAT}")
+            runtime = _field(data, "runtime", dict, "manifest")
+            threads = _field(runtime, "threads", (int, type(None)), "manifest runtime")
+            batch = _field(runtime, "batch", int, "manifest runtime")
+            if batch < 1 or (threads is not None and threads < 1):
+                raise BundleError(f"manifest runtime fields 'batch' {batch} and 'threads' {threads}; "
+                                  "allowed: positive integers (threads may be null)")
+            reference = _field(data, "reference", (dict, type(None)), "manifest")
+            return cls(bundle_id=_field(data, "bundle_id", str, "manifest"),
+                       measurement_key=_field(data, "measurement_key", str, "manifest"),
+                       device=_field(data, "device", str, "manifest"), threads=threads, batch=batch,
+                       protocol=dict(_field(data, "protocol", dict, "manifest")),
+                       reference=None if reference is None else BundleModel.from_dict(reference),
+                       models=tuple(BundleModel.from_dict(m) for m in _field(data, "models", list, "manifest")),
+                       created_at=str(data.get("created_at", "")))
+        except BundleError as err:
+            raise BundleError(f"{path}: {err}") from None
+
+
+def _field(data: Any, name: str, kinds: type | tuple[type, ...], where: str) -> Any:
+    """``data[name]`` if ``data`` is an object holding a value of ``kinds`` there (never a bool
+    for a number); else a :class:`BundleError` naming the field and what is allowed."""
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    allowed = " or ".join("null" if k is type(None) else {"str": "a string", "int": "an integer",
+                                                            "dict": "an object", "list": "a list"}[k.__name__]
+                          for k in kinds)
+    if not isinstance(data, dict):
+        raise BundleError(f"{where} is {type(data).__name__}; allowed: an object")
+    if name not in data:
+        raise BundleError(f"{where} field {name!r} is missing; allowed: {allowed}")
+    value = data[name]
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise BundleError(f"{where} field {name!r} is {value!r:.80}; allowed: {allowed}")
+    return value
 
 
 def _digest(payload: Any) -> str:
@@ -227,8 +269,11 @@ def write_bundle(jobs: Sequence[Job], out_dir: str | Path, *, device: str, refer
 
 def _files_intact(out: Path, manifest: Manifest) -> bool:
     entries = [m for m in (manifest.reference, *manifest.models) if m is not None]
-    return (out / RUNNER_NAME).exists() and all(
-        (out / m.file).exists() and file_sha256(out / m.file) == m.sha256 for m in entries)
+    try:
+        paths = [(runner_main.model_path(out, m.file), m.sha256) for m in entries]
+    except ValueError:  # a file reached through a link out of the directory is not part of it
+        return False
+    return (out / RUNNER_NAME).exists() and all(p.exists() and file_sha256(p) == sha for p, sha in paths)
 
 
 def _export(config: ArchConfig, out: Path) -> tuple[str, str]:

@@ -62,6 +62,16 @@ def load_manifest(bundle_dir: Path) -> dict:
     return manifest
 
 
+def model_path(bundle_dir: Path, relative: str) -> Path:
+    """``relative`` inside ``bundle_dir``; a manifest naming a file elsewhere (``..``, an absolute
+    path, a link leading out) is refused, so a bundle cannot make anyone read outside it."""
+    root = Path(bundle_dir).resolve()
+    path = (root / relative).resolve()
+    if root not in path.parents:
+        raise ValueError(f"model file {relative!r} lies outside the bundle directory {str(bundle_dir)!r}")
+    return path
+
+
 def finished_lines(path: Path, measurement_key: str) -> dict:
     """Key -> line of the complete ``ok`` lines in ``path`` measured under ``measurement_key``
     (same device, runtime and protocol settings, from this bundle or an earlier one). A last line
@@ -96,8 +106,12 @@ def ort_timer(bundle_dir: Path, entry: dict, batch: int, threads, graph_optimiza
     options.inter_op_num_threads = 1
     if threads is not None:
         options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(bundle_dir / entry["file"]), options,
-                                   providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(model_path(bundle_dir, entry["file"])), options,
+                                       providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - ONNX Runtime's errors share no narrower base class
+        detail = (str(err).splitlines() or [""])[0]
+        raise ValueError(f"{entry['file']} does not load in ONNX Runtime ({type(err).__name__}: {detail})") from None
     shape = [batch] + list(entry["input_shape"][1:])
     feed = {"input": np.random.default_rng(seed).standard_normal(shape).astype(np.float32)}
     return perf_timer(lambda: session.run(None, feed))
@@ -117,7 +131,7 @@ def measure_entry(bundle_dir: Path, manifest: dict, entry: dict, settings: Proto
         "settings": _settings(manifest, settings), "host": host, "started_at": _now(),
     }
     try:
-        actual = _sha256(bundle_dir / entry["file"])
+        actual = _sha256(model_path(bundle_dir, entry["file"]))
         if actual != entry["sha256"]:
             raise ValueError(f"{entry['file']} has sha256 {actual}, the manifest says "
                              f"{entry['sha256']} (incomplete copy?)")
@@ -162,9 +176,13 @@ def main(argv=None) -> int:
           f"{len(manifest['models']) - len(todo)} already done",
           file=sys.stderr)
     host = host_fingerprint(("numpy", "onnxruntime"))
-    reference = manifest["reference"] and ort_timer(
-        args.bundle_dir, manifest["reference"], runtime["batch"], runtime["threads"],
-        runtime["graph_optimization_level"], manifest["input_seed"])
+    try:
+        reference = manifest["reference"] and ort_timer(
+            args.bundle_dir, manifest["reference"], runtime["batch"], runtime["threads"],
+            runtime["graph_optimization_level"], manifest["input_seed"])
+    except Exception as err:  # noqa: BLE001 - every model depends on it: stop with one line
+        detail = (str(err).splitlines() or [""])[0]
+        raise SystemExit(f"runner: the reference model: {detail}; copy the bundle again") from None
     start = time.monotonic()
     try:
         for entry in manifest["models"]:
