@@ -70,6 +70,7 @@ def conv_block(stage: str, c_in: int, c_out: int, stride: int, mid: int, h: int,
     return Block(_conv_block_rows(stage, c_in, c_out, stride, mid, h, w, unfused, residual, local))
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def lowformer_block(stage: str, c: int, h: int, w: int, cfg: TransformerStage, fused_local: bool,
                     expansion: int, unfused: bool) -> tuple[tuple[str, Block], ...]:
     """(suffix, block) parts of one LowFormer block: attention, MLP and local module."""
