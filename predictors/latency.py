@@ -237,7 +237,9 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
         seen = np.sum(~np.isnan(oob), axis=0)
         usable = seen >= 2
         mean = np.nanmean(oob[:, usable], axis=0)
-        spread = np.nanstd(oob[:, usable], axis=0)
+        # unbiased: a point is out of bag for two or three members only, and their plain standard
+        # deviation understates the spread the full ensemble shows, which widened every interval
+        spread = np.nanstd(oob[:, usable], axis=0, ddof=1)
         resid = log_y[usable] - mean
         self.noise_ = float(np.sqrt(max(np.mean(resid ** 2) - np.mean(spread ** 2), 1e-6)))
         z = np.abs(resid) / np.sqrt(spread ** 2 + self.noise_ ** 2)
