@@ -1,9 +1,10 @@
-"""The config base of the families whose knobs are plain fields."""
+"""The config base of the families (and toy spaces) whose knobs are plain fields."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,8 +21,8 @@ class ConfigMixin:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, knobs: dict[str, Any]):
-        if not isinstance(knobs, dict):
+    def from_dict(cls, knobs: Mapping[str, Any]):
+        if not isinstance(knobs, Mapping):
             raise KnobError("config", knobs, f"a JSON object of {cls.space} knobs")
         if knobs.get("space", cls.space) != cls.space:
             raise KnobError("space", knobs["space"], f"'{cls.space}'")

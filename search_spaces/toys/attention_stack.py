@@ -17,9 +17,10 @@ from functools import lru_cache
 from typing import ClassVar
 
 from search_spaces.base import KnobError, check_choice, check_int
+from search_spaces.blocks.config import ConfigMixin
 from search_spaces.blocks.rules import transposed_geometry
 from search_spaces.optable import OpRow, OpTable, add, attention, concat, conv, conv_transpose, norm
-from search_spaces.toys.common import ToyArchitecture, ToyConfig
+from search_spaces.toys.common import ToyArchitecture
 
 CHANNEL_RANGE = (8, 1024)
 LAYER_RANGE = (1, 32)
@@ -62,7 +63,7 @@ def _layer_rows(stage: str, channels: int, heads: int, head_dim: int, stride: in
 
 
 @dataclass(frozen=True)
-class AttentionStackConfig(ToyConfig):
+class AttentionStackConfig(ConfigMixin):
     """``layers`` residual multi-head self-attention layers (defaults: ``attention-stack-mhsa``).
 
     channels: C, 8 to 1024 (the study uses 128). layers: 1 to 32 (the study uses 4).

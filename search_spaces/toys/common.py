@@ -1,44 +1,13 @@
-"""What the toy spaces share: flat-knob serialisation, registry entries and ConvLayer rows."""
+"""What the toy spaces share: registry entries and ConvLayer rows (their configs use the
+families' :class:`~search_spaces.blocks.config.ConfigMixin`)."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, TypeVar
 
-from search_spaces.base import ArchConfig, KnobError, arch_id, unknown_keys
+from search_spaces.base import ArchConfig
 from search_spaces.optable import OpRow, conv_layer
-
-
-Config = TypeVar("Config", bound="ToyConfig")
-
-
-class ToyConfig:
-    """Mixin for the frozen config dataclasses of the toy spaces, whose knobs are all flat
-    (ints, floats, bools and tuples of ints), so one serialisation fits them all."""
-
-    space: ClassVar[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls: type[Config], knobs: Mapping[str, Any]) -> Config:
-        if not isinstance(knobs, Mapping):
-            raise KnobError("config", knobs, f"a JSON object of {cls.space} knobs")
-        if knobs.get("space", cls.space) != cls.space:
-            raise KnobError("space", knobs["space"], f"'{cls.space}'")
-        unknown_keys(knobs, cls)
-        return cls(**{k: v for k, v in knobs.items() if k != "space"})
-
-    @property
-    def arch_id(self) -> str:
-        return arch_id(self)
-
-    def with_resolution(self: Config, resolution: int) -> Config:
-        return dataclasses.replace(self, resolution=resolution)
 
 
 @dataclass(frozen=True)

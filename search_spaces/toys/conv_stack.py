@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from search_spaces.base import check_int
+from search_spaces.blocks.config import ConfigMixin
 from search_spaces.optable import OpTable, concat
-from search_spaces.toys.common import ToyArchitecture, ToyConfig, conv_layer_rows
+from search_spaces.toys.common import ToyArchitecture, conv_layer_rows
 
 CHANNEL_RANGE = (1, 2048)
 LAYER_RANGE = (1, 64)
@@ -33,7 +34,7 @@ STUDY_LAYERS = 20
 
 
 @dataclass(frozen=True)
-class ConvStackConfig(ToyConfig):
+class ConvStackConfig(ConfigMixin):
     """``layers`` identical standard 3x3 convs with ``channels`` in and out (defaults: ``conv20-c24``).
 
     channels: 1 to 2048. layers: 1 to 64 (the study uses 20). resolution: input side, 1 to 1024.

@@ -17,9 +17,10 @@ from functools import lru_cache
 from typing import ClassVar
 
 from search_spaces.base import check_bool, check_int
+from search_spaces.blocks.config import ConfigMixin
 from search_spaces.blocks.rules import expanded
 from search_spaces.optable import OpRow, OpTable, add, concat
-from search_spaces.toys.common import ToyArchitecture, ToyConfig, conv_layer_rows
+from search_spaces.toys.common import ToyArchitecture, conv_layer_rows
 
 CHANNEL_RANGE = (1, 2048)
 EXPANSION_RANGE = (1, 8)
@@ -46,7 +47,7 @@ def _block_rows(stage: str, channels: int, mid: int, fused: bool, side: int) -> 
 
 
 @dataclass(frozen=True)
-class MBConvStackConfig(ToyConfig):
+class MBConvStackConfig(ConfigMixin):
     """``repeats`` residual (fused) MBConv blocks C -> C (defaults: ``fused-mbconv-c64``).
 
     channels: C, 1 to 2048. fused: fused (3x3 expand + 1x1) or unfused (1x1, 3x3 depthwise, 1x1).

@@ -34,9 +34,10 @@ from typing import ClassVar
 import numpy as np
 
 from search_spaces.base import KnobError, check_bool, check_int, check_int_tuple
+from search_spaces.blocks.config import ConfigMixin
 from search_spaces.blocks.rules import stride2_side
 from search_spaces.optable import OpTable, concat
-from search_spaces.toys.common import ToyArchitecture, ToyConfig, conv_layer_rows
+from search_spaces.toys.common import ToyArchitecture, conv_layer_rows
 
 STAGES = 5
 IN_CHANNELS = 3
@@ -46,7 +47,7 @@ RESOLUTION_RANGE = (32, 1024)
 
 
 @dataclass(frozen=True)
-class ToyConvConfig(ToyConfig):
+class ToyConvConfig(ConfigMixin):
     """One toy backbone of experiment 1 (defaults: ``toy-conv-1``).
 
     channels: C0..C4, the output channels of the five stages.
