@@ -15,7 +15,8 @@ asks about. Calibration points are picked at random or by
 
 Compared on the held-out architectures, all fitted on the same k points: MACs-only (latency =
 a * MACs^b), the per-op-class few-shot cost model (generic prior, as ``explorer predictor train``
-defaults to) and the transfer. Figures are medians over repeats (and over the four setups in the
+defaults to), the transfer, and what ``explorer predictor train`` serves from those k points (the
+one of the two with the smaller leave-one-out MAPE, ``picked``). Figures are medians over repeats (and over the four setups in the
 ``all`` rows). Targets at k = 10: Spearman >= 0.95, MAPE <= 10 %, ~90 % intervals covering 85-95 %.
 
     python benchmarks/new_device.py                  # 10 repeats, k = 5, 10, 20, 50
@@ -47,14 +48,14 @@ from predictors.calibration_points import choose_calibration_points  # noqa: E40
 from predictors.features import OpFeaturizer  # noqa: E402
 from predictors.fewshot import FewShotCalibrator  # noqa: E402
 from predictors.latency import DEFAULT_KIND, make_estimator  # noqa: E402
-from predictors.metrics import MacsBaseline, regression_metrics  # noqa: E402
+from predictors.metrics import MacsBaseline, cross_validate, regression_metrics  # noqa: E402
 from predictors.store import estimator_params, load_training_set  # noqa: E402
 from predictors.transfer import TransferCalibrator  # noqa: E402
 
 DEVICE = "dev-epyc-2c-ort"
 #: setup name -> (backend, threads), batch 1
 SETUPS = {"ort-t1": ("ort", 1), "ort-t2": ("ort", 2), "torch": ("torch", 1), "torchscript": ("torchscript", 1)}
-METHODS = ("macs", "fewshot", "transfer")
+METHODS = ("macs", "fewshot", "transfer", "picked")
 PICKS = ("random", "chosen")
 METRICS = ("mape", "within_10", "spearman", "coverage")
 TARGET_K = 10
@@ -110,6 +111,15 @@ def train_sources(host: HostData, exclude: set[str], seed: int, rounds: int) -> 
     return out
 
 
+def loo_pick(sources: Mapping, X_fit: np.ndarray, y_fit: np.ndarray) -> str:
+    """The kind ``explorer predictor train`` serves from these points: few-shot or transfer,
+    whichever has the smaller leave-one-out MAPE (the transfer's own choices nested inside)."""
+    makers = {"fewshot": FewShotCalibrator, "transfer": lambda: TransferCalibrator(sources)}
+    mape = {kind: regression_metrics(y_fit, cross_validate(make, X_fit, y_fit, folds=len(y_fit))["predicted"])["mape"]
+            for kind, make in makers.items()}
+    return min(mape, key=mape.get)
+
+
 def fit_and_score(method: str, sources: Mapping, X_fit: np.ndarray, y_fit: np.ndarray, X_test: np.ndarray,
                   y_test: np.ndarray) -> dict[str, float]:
     if method == "macs":
@@ -135,10 +145,14 @@ def run_repeat(host: HostData, setting: Setting, repeat: int, on_target=None) ->
                      "chosen": choose_calibration_points(X_pool, sources, k)}
             for pick, fit in picks.items():
                 test = np.setdiff1d(np.arange(len(pool)), fit)
+                scores = {method: fit_and_score(method, sources, X_pool[fit], y_pool[fit], X_pool[test], y_pool[test])
+                          for method in METHODS if method != "picked"}
+                served = loo_pick(sources, X_pool[fit], y_pool[fit])
+                scores["picked"] = scores[served]
                 for method in METHODS:
-                    scores = fit_and_score(method, sources, X_pool[fit], y_pool[fit], X_pool[test], y_pool[test])
                     rows.append({"repeat": repeat, "target": target, "k": k, "picks": pick, "method": method,
-                                 **{m: scores.get(m) for m in ("n", *METRICS)}})
+                                 **{m: scores[method].get(m) for m in ("n", *METRICS)},
+                                 **({"served": served} if method == "picked" else {})})
         if on_target is not None:
             on_target()
     return rows
@@ -159,11 +173,11 @@ def summarise(rows: Sequence[dict]) -> list[dict]:
     return sorted(out, key=lambda r: (order[r["target"]], r["k"], PICKS.index(r["picks"]), METHODS.index(r["method"])))
 
 
-def verdicts(summary: Sequence[dict], picks: str) -> dict[str, dict]:
-    """The transfer's medians at k = ``TARGET_K`` against the targets, per target and over all."""
+def verdicts(summary: Sequence[dict], picks: str, method: str = "transfer") -> dict[str, dict]:
+    """A method's medians at k = ``TARGET_K`` against the targets, per target and over all."""
     out = {}
     for row in summary:
-        if row["k"] == TARGET_K and row["picks"] == picks and row["method"] == "transfer":
+        if row["k"] == TARGET_K and row["picks"] == picks and row["method"] == method:
             out[row["target"]] = {metric: {"value": row[metric], "target": f"{op} {bound}",
                                            "met": bool(row[metric] >= bound if op == ">=" else row[metric] <= bound
                                                        if op == "<=" else bound[0] <= row[metric] <= bound[1])}
@@ -176,14 +190,16 @@ def _cell(value: float | None, digits: int) -> str:
 
 
 #: (method, its column prefix, the metrics shown)
-COLUMNS = (("transfer", "T", METRICS), ("fewshot", "F", METRICS), ("macs", "M", ("mape", "spearman")))
+COLUMNS = (("picked", "P", ("mape", "spearman", "coverage")), ("transfer", "T", METRICS), ("fewshot", "F", METRICS),
+           ("macs", "M", ("mape", "spearman")))
 LABELS = {"mape": "MAPE", "within_10": "±10%", "spearman": "ρ", "coverage": "cov"}
 
 
 def print_table(summary: Sequence[dict], console: Console) -> None:
     by_key = {(r["target"], r["k"], r["picks"], r["method"]): r for r in summary}
     table = Table(title=f"a new device on {DEVICE}: held-out medians", box=box.SIMPLE_HEAD, padding=(0, 1),
-                  caption="T transfer, F few-shot cost model, M MACs-only; MAPE %, ±10%: share within +-10 %, "
+                  caption="P what `explorer predictor train` serves (few-shot or transfer, by leave-one-out), "
+                          "T transfer, F few-shot cost model, M MACs-only; MAPE %, ±10%: share within +-10 %, "
                           "ρ Spearman, cov: ~90 % interval coverage %")
     for column in ("new device", "k", "picks"):
         table.add_column(column, no_wrap=True)
@@ -201,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     setting = Setting(ks=(5, 10) if args.quick else (5, 10, 20, 50), repeats=1 if args.quick else args.repeats,
                       source_rounds=60 if args.quick else 300)
     host = load_host(args.db)
-    console = Console(stderr=args.json, width=max(Console().width, 110))
+    console = Console(stderr=args.json, width=max(Console().width, 150))
     rows: list[dict] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=args.json) as progress:
@@ -213,16 +229,21 @@ def run(args: argparse.Namespace) -> int:
     result = {"device": DEVICE, "setups": {name: {"backend": b, "threads": t} for name, (b, t) in SETUPS.items()},
               "shared_architectures": len(host.shared), "ks": list(setting.ks), "repeats": setting.repeats,
               "source_kind": DEFAULT_KIND, "source_rounds": setting.source_rounds, "summary": summary,
-              "targets_at_k10": {pick: verdicts(summary, pick) for pick in PICKS}, "runs": rows}
+              "targets_at_k10": {pick: verdicts(summary, pick) for pick in PICKS},
+              "served_targets_at_k10": {pick: verdicts(summary, pick, "picked") for pick in PICKS}, "runs": rows}
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     print_table(summary, console)
-    for pick in PICKS:
-        overall = verdicts(summary, pick)["all"]
-        console.print(f"transfer at k = {TARGET_K}, {pick} picks, median over setups and repeats: " + "; ".join(
-            f"{m} {v['value']:.3g} ({'meets' if v['met'] else 'misses'} {v['target']})" for m, v in overall.items()),
-            highlight=False)
+    for method in ("transfer", "picked"):
+        for pick in PICKS:
+            overall = verdicts(summary, pick, method)["all"]
+            console.print(f"{method} at k = {TARGET_K}, {pick} picks, median over setups and repeats: " + "; ".join(
+                f"{m} {v['value']:.3g} ({'meets' if v['met'] else 'misses'} {v['target']})" for m, v in overall.items()),
+                highlight=False)
+    served = [r["served"] for r in rows if r["method"] == "picked" and r["k"] == TARGET_K]
+    console.print(f"served at k = {TARGET_K}: transfer in {served.count('transfer')} of {len(served)} runs, "
+                  f"few-shot in {served.count('fewshot')}", highlight=False)
     return 0
 
 

@@ -4,6 +4,8 @@ Three workloads of ``--n`` configs each:
 - cold: fresh random configs whose blocks were never seen (every op-table block is built);
 - search: mutations of a population of 200 configs (what an evolutionary or TPE search asks);
 - repeat: the same configs again (re-ranking a candidate pool).
+The predictor computes features once per distinct config and runs the model once per distinct
+config of a batch (a search's mutations repeat configs), as ``LatencyPredictor.predict`` does.
 A fresh ``LatencyPredictor`` (the default kind for a measured device, trained on 500 configs with
 latencies from a known cost model; the speed does not depend on the data) serves each repetition,
 so its caches start empty. Single prediction: one fresh mutated config per call, the median call. Rates are per

@@ -29,6 +29,7 @@ from search_spaces.optable import (
     SOFTMAX,
     TRANSPOSED_CONV,
     Block,
+    BlockRun,
     OpRow,
     OpTable,
 )
@@ -121,16 +122,16 @@ def table_features(table: OpTable, resolution: int) -> np.ndarray:
     return _finish(vec[None], [resolution])[0]
 
 
-def block_runs(config: ArchConfig) -> list[tuple[Block, int]]:
-    """The config's distinct blocks with their multiplicities, in order of first appearance.
+def block_runs(config: ArchConfig) -> list[BlockRun]:
+    """The config's op table as runs of distinct blocks with their repeats.
 
-    Uses ``config.op_blocks()`` where a space offers it (no op table, no row names: the fast
+    Uses ``config.op_block_runs()`` where a space offers it (no op table, no row names: the fast
     path), else counts the blocks of ``config.op_table()``. Features are sums, so only the first
     appearance of each stage matters for the order.
     """
-    op_blocks = getattr(config, "op_blocks", None)
-    if op_blocks is not None:
-        return op_blocks()
+    op_block_runs = getattr(config, "op_block_runs", None)
+    if op_block_runs is not None:
+        return op_block_runs()
     runs: dict[int, list] = {}
     for _, block in config.op_table().blocks:
         run = runs.get(id(block))
@@ -138,7 +139,11 @@ def block_runs(config: ArchConfig) -> list[tuple[Block, int]]:
             runs[id(block)] = [block, 1]
         else:
             run[1] += 1
-    return [(block, count) for block, count in runs.values()]
+    return [("", -1, (("", block),), count) for block, count in runs.values()]
+
+
+#: (block, its stage names in order, {placement: vector row}, its only stage or None)
+_Record = tuple[Block, tuple[str, ...], dict, "str | None"]
 
 
 class OpFeaturizer:
@@ -169,21 +174,22 @@ class OpFeaturizer:
 
     def _clear_configs(self) -> None:
         self._config_rows: dict[ArchConfig, int] = {}
-        self._rows = np.zeros((0, N_FEATURES))
+        self._rows = np.zeros((0, N_FEATURES))  # capacity; the first len(self._config_rows) are filled
 
     def _clear_blocks(self) -> None:
-        self._blocks: dict[int, tuple[Block, tuple[str, ...], dict]] = {}
+        self._blocks: dict[int, _Record] = {}
         self._vectors: list[np.ndarray] = []
         self._matrix = np.zeros((0, N_FEATURES))
 
-    def _register(self, block: Block) -> tuple[Block, tuple[str, ...], dict]:
-        record = (block, tuple(dict.fromkeys(r.stage for r in block.rows)), {})
+    def _register(self, block: Block) -> _Record:
+        stages = tuple(dict.fromkeys(r.stage for r in block.rows))
+        record = (block, stages, {}, stages[0] if len(stages) == 1 else None)
         self._blocks[id(block)] = record
         return record
 
-    def _vector(self, record: tuple[Block, tuple[str, ...], dict], placed: int | tuple[int, ...]) -> int:
+    def _vector(self, record: _Record, placed: int | tuple[int, ...]) -> int:
         """Row index of the block's vector with its stages at these slots."""
-        block, stages, placements = record
+        block, stages, placements, _ = record
         slot_of = dict(zip(stages, placed if isinstance(placed, tuple) else (placed,)))
         vec = np.zeros(N_FEATURES)
         for row in block.rows:
@@ -194,19 +200,31 @@ class OpFeaturizer:
 
     def transform(self, configs: Iterable[ArchConfig]) -> np.ndarray:
         """(n_configs, N_FEATURES) float64 matrix."""
+        distinct, inverse = self.transform_distinct(configs)
+        return distinct[inverse]
+
+    def transform_distinct(self, configs: Iterable[ArchConfig]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the distinct configs and, per config, the index of its row: a model then runs
+        once per distinct architecture (``distinct[inverse]`` is ``transform(configs)``)."""
         configs = list(configs)
         if len(self._config_rows) + len(configs) > self.max_configs:
             self._clear_configs()
         known, new, rows = self._config_rows, [], []
+        filled = len(known)
         for config in configs:
             row = known.get(config)
             if row is None:
-                row = known[config] = len(self._rows) + len(new)
+                row = known[config] = len(known)
                 new.append(config)
             rows.append(row)
         if new:
-            self._rows = np.vstack([self._rows, self._compute(new)])
-        return self._rows[rows]
+            if len(known) > len(self._rows):  # grow geometrically: one copy per doubling, not per batch
+                grown = np.empty((max(len(known), 2 * len(self._rows)), N_FEATURES))
+                grown[:filled] = self._rows[:filled]
+                self._rows = grown
+            self._rows[filled:len(known)] = self._compute(new)
+        unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+        return self._rows[unique], inverse
 
     def _compute(self, configs: list[ArchConfig]) -> np.ndarray:
         """Feature rows of configs not seen before, as sums of cached block vectors."""
@@ -218,20 +236,21 @@ class OpFeaturizer:
         indptr = [0]
         for config in configs:
             slots: dict[str, int] = {}
-            for block, count in block_runs(config):
-                record = blocks.get(id(block))
-                if record is None or record[0] is not block:
-                    record = self._register(block)
-                stages = record[1]
-                if len(stages) == 1:
-                    placed = slots.get(stages[0])
-                    if placed is None:
-                        placed = slots[stages[0]] = min(len(slots), last)
-                else:
-                    placed = tuple(_slot(slots, stage) for stage in stages)
-                index = record[2].get(placed)
-                indices.append(self._vector(record, placed) if index is None else index)
-                counts.append(count)
+            for _, _, parts, count in block_runs(config):
+                for _, block in parts:
+                    record = blocks.get(id(block))
+                    if record is None or record[0] is not block:
+                        record = self._register(block)
+                    stage = record[3]
+                    if stage is not None:
+                        placed = slots.get(stage)
+                        if placed is None:
+                            placed = slots[stage] = min(len(slots), last)
+                    else:
+                        placed = tuple(_slot(slots, stage) for stage in record[1])
+                    index = record[2].get(placed)
+                    indices.append(self._vector(record, placed) if index is None else index)
+                    counts.append(count)
             indptr.append(len(indices))
         if len(self._vectors) > len(self._matrix):
             self._matrix = np.vstack([self._matrix, *self._vectors[len(self._matrix):]])

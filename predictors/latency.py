@@ -339,5 +339,7 @@ class LatencyPredictor:
         return self.featurizer.transform(configs)
 
     def predict(self, configs: Sequence[ArchConfig]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(median_ms, low_ms, high_ms) arrays, one entry per config."""
-        return self.estimator.predict_interval(self.features(configs))
+        """(median_ms, low_ms, high_ms) arrays, one entry per config (the model runs once per
+        distinct config: a search proposes many configs again)."""
+        distinct, inverse = self.featurizer.transform_distinct(configs)
+        return tuple(values[inverse] for values in self.estimator.predict_interval(distinct))

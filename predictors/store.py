@@ -45,6 +45,7 @@ from predictors.latency import (
     make_estimator,
 )
 from predictors.metrics import MacsBaseline, cross_validate, regression_metrics
+from predictors.transfer import mixture_sources
 from search_spaces.base import ArchConfig, KnobError
 
 #: below this many measured architectures a device gets the few-shot cost model by default
@@ -426,7 +427,9 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
         with db.session() as session:
             source_kind = session.get_one(Predictor, source_id).kind
         metrics["transfer_source"] = {"device": source_device(estimator.source_), "predictor_id": source_id,
-                                      "kind": source_kind, "ridge_alpha": estimator.alpha_}
+                                      "kind": source_kind, "ridge_alpha": estimator.alpha_,
+                                      "weights": {key: round(weight, 4) for key, weight in
+                                                  estimator.source_weights.items()}}
     setup = data.setup
     row = Predictor(device=setup.device, backend=setup.backend, batch=setup.batch, threads=setup.threads,
                     kind=kind, feature_version=FEATURE_VERSION,
@@ -468,14 +471,17 @@ def _stored_sources(session: Session, row: Predictor) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(row.model_blob)
-        name, key = data["source"], data["source_ids"][data["source"]]
+        keys = {name: data["source_ids"][name] for name in mixture_sources(data)}
     except (ValueError, KeyError, TypeError) as err:
         raise _damaged(row, err) from None
-    source = session.get(Predictor, key)
-    if source is None:
-        raise NoPredictorError(row.device, f" (its transfer source, predictor #{key} of '{name}', is gone: "
-                                           "retrain it with `explorer predictor train`)")
-    return {name: _estimator(source)}
+    loaded = {}
+    for name, key in keys.items():
+        source = session.get(Predictor, key)
+        if source is None:
+            raise NoPredictorError(row.device, f" (its transfer source, predictor #{key} of '{name}', is gone: "
+                                               "retrain it with `explorer predictor train`)")
+        loaded[name] = _estimator(source)
+    return loaded
 
 
 def load_predictor(db: Database, device: str, kind: str | None = None) -> LatencyPredictor:

@@ -189,6 +189,13 @@ class Block:
         self.matrix = matrix
 
 
+#: (name suffix, block) of one repeated unit
+Parts = tuple[tuple[str, Block], ...]
+#: (name prefix, first index or -1 if unindexed, unit, repeats): a table as runs of a repeated
+#: unit, so that feature code visits each distinct block once with its count
+BlockRun = tuple[str, int, Parts, int]
+
+
 class OpTable:
     """An immutable table of ops: blocks under name prefixes, rows materialised on demand."""
 

@@ -245,7 +245,7 @@ def test_cli_devices_measure_and_list(tmp_path, names_file, capsys):
     devices = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
     assert devices["raspi5-ort"]["aliases"] == ["raspi5"] and devices["local"]["provenance"] == "measured"
 
-    assert main(["measure", "--device", "local", "--no-drift-check", "--sampler", "file", "--file",
+    assert main(["measure", "--device", "local", "--no-drift-check", "--allow-busy", "--sampler", "file", "--file",
                  str(names_file), "--resolution", "32", "--time-limit", "0.2", "--min-samples", "4",
                  "--max-samples", "8", "--json", "--db", db]) == 0
     report = json.loads(capsys.readouterr().out)

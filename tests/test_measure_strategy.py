@@ -22,7 +22,7 @@ def test_uncertainty_strategy_measures_new_architectures(tmp_path, monkeypatch):
         monkeypatch.setenv("EXPLORER_HOST_ID", device.host["host_id"])  # this test stands in for that host
         before = session.query(Measurement).filter_by(device=DEVELOPMENT_HOST).count()
     argv = ["measure", "--device", "local", "--strategy", "uncertainty", "--n", "1", "--resolution", "64",
-            "--time-limit", "0.3", "--no-drift-check", "--db", str(db_path)]
+            "--time-limit", "0.3", "--no-drift-check", "--allow-busy", "--db", str(db_path)]
     assert main(argv) == 0
     with database.session() as session:
         rows = session.query(Measurement).filter_by(device=DEVELOPMENT_HOST).order_by(Measurement.id).all()

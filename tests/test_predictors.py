@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +16,7 @@ from explorer.measure.campaign import SampleRequest
 from predictors.active import select_uncertain, uncertainty_sampler
 from predictors.features import FEATURE_NAMES, OpFeaturizer, config_features
 from predictors.fewshot import GENERIC_COEFFICIENTS, CostModel, FewShotCalibrator
-from predictors.latency import LatencyRegressor, TrainingDataError
+from predictors.latency import LatencyPredictor, LatencyRegressor, TrainingDataError
 from predictors.metrics import MacsBaseline, regression_metrics
 from search_spaces.lowformer import LOWFORMER_PRESETS
 from search_spaces.lowformer.sampling import sample_configs
@@ -68,7 +69,10 @@ def test_features_are_deterministic_with_a_fixed_layout():
 
 
 def test_fast_path_equals_the_op_table_path():
-    configs = sample_configs(40, seed=3) + [cfg.with_resolution(192) for cfg, _ in LOWFORMER_PRESETS.values()]
+    b1 = LOWFORMER_PRESETS["lowformer-b1"][0]
+    shallow = [dataclasses.replace(b1, depths=depths) for depths in ((0, 1, 1, 0, 1), (2, 1, 2, 1, 0), (1, 1, 1, 0, 0))]
+    configs = (sample_configs(40, seed=3) + shallow
+               + [cfg.with_resolution(192) for cfg, _ in LOWFORMER_PRESETS.values()])
     featurizer = OpFeaturizer()
     featurizer.transform(configs[:10])  # warm the block cache with part of the batch
     fast = featurizer.transform(configs)
@@ -86,6 +90,20 @@ def test_config_rows_are_reused_and_bounded():
     np.testing.assert_array_equal(featurizer.transform(more + configs[:3]),
                                   np.stack([config_features(c) for c in more + configs[:3]]))
     assert len(featurizer._config_rows) <= 40
+
+
+def test_a_model_runs_once_per_distinct_config():
+    configs = sample_configs(12, seed=8)
+    batch = configs + configs[3:9] + configs[:2]
+    distinct, inverse = OpFeaturizer().transform_distinct(batch)
+    assert len(distinct) == 12
+    np.testing.assert_array_equal(distinct[inverse], OpFeaturizer().transform(batch))
+
+    X = OpFeaturizer().transform(configs)
+    predictor = LatencyPredictor(LatencyRegressor(kind="ridge").fit(X, TRUE_COST.predict(X)), "d", "ort", 1, 1, "ridge")
+    expected = predictor.estimator.predict_interval(OpFeaturizer().transform(batch))
+    for got, want in zip(predictor.predict(batch), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_features_agree_with_the_op_table_totals():

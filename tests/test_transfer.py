@@ -18,7 +18,7 @@ from predictors.features import OpFeaturizer
 from predictors.fewshot import CostModel
 from predictors.latency import NoPredictorError
 from predictors.metrics import regression_metrics
-from predictors.transfer import TransferCalibrator
+from predictors.transfer import TransferCalibrator, pseudo_bma_weights
 from search_spaces.base import arch_id
 from test_predictors import TRUE_COST, add_measurements, synthetic
 
@@ -64,6 +64,30 @@ def test_source_and_strength_are_chosen_by_leave_one_out():
     model = TransferCalibrator({"noise": Noise(), "source": Oracle()}).fit(X[:12], y[:12])
     assert model.source_ == "source"
     assert min(model.selection_, key=model.selection_.get).startswith("source@")
+    # the prediction averages the candidates by their leave-one-out fit: the noise gets no weight
+    assert model.source_weights["source"] > 0.99 and sum(p["weight"] for p in model.mixture_) == pytest.approx(1)
+
+
+def test_candidate_weights_follow_the_leave_one_out_fit():
+    t = np.log(np.linspace(2.0, 20.0, 10))
+    errors = np.random.default_rng(3).normal(0, 1, len(t))
+    loo = np.stack([t + sigma * errors for sigma in (0.02, 0.05, 0.5)])
+    weights = pseudo_bma_weights(loo, t, np.ones(len(t)))
+    assert weights.sum() == pytest.approx(1) and weights[0] > weights[1] > weights[2]
+    assert weights[2] < 1e-3
+    # two equally good candidates share the weight: neither wins by the luck of a few points
+    twins = pseudo_bma_weights(np.stack([t + 0.03, t - 0.03]), t, np.ones(len(t)))
+    assert twins == pytest.approx([0.5, 0.5], abs=0.05)
+
+
+def test_a_transfer_stored_before_the_mixture_still_loads():
+    _, X, _ = synthetic(20, seed=14)
+    model = TransferCalibrator({"source": Oracle()}, alphas=(30.0,)).fit(X, BOARD.predict(X))
+    stored = model.to_dict()
+    part = stored.pop("mixture")[0]
+    stored["params"] = part["params"]  # the single-candidate layout of the previous release
+    again = TransferCalibrator.from_dict(stored, {"source": Oracle()})
+    np.testing.assert_allclose(again.predict(X), model.predict(X))
 
 
 def test_round_trip_and_too_few_points():

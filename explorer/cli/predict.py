@@ -100,9 +100,12 @@ def _print_metrics(title: str, metrics: dict) -> None:
         console.print(families)
     source = metrics.get("transfer_source")
     if source:
+        weights = source.get("weights", {})
+        blend = (", weights " + ", ".join(f"{key} {weight:.0%}" for key, weight in weights.items())
+                 if len(weights) > 1 else "")
         console.print(f"transfer from {source['device']} ({source.get('kind', 'default')} predictor "
                       f"#{source['predictor_id']}, ridge strength "
-                      f"{source['ridge_alpha']:g})", highlight=False)
+                      f"{source['ridge_alpha']:g}{blend})", highlight=False)
     down, exact = metrics.get("down_weighted"), metrics.get("exact_only")
     if down:
         console.print(f"{down['rows']} rows trained at weight {down['weight']:g}: {down['reason']}"

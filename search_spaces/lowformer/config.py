@@ -27,6 +27,7 @@ from search_spaces.blocks.mixers import MIXERS
 from search_spaces.blocks.mixers.group_attention import DEFAULT_GROUP_TOKENS
 from search_spaces.blocks.mixers.lite_mla import DEFAULT_SCALES
 from search_spaces.lowformer import rules
+from search_spaces.lowformer.optable import lowformer_block_runs
 
 #: every registered token mixer, or none
 ATTENTION_TYPES = (*MIXERS, "none")
@@ -284,8 +285,6 @@ class LowFormerConfig:
 
         return lowformer_op_table(self)
 
-    def op_blocks(self):
-        """Each distinct block of the op table once, with how often it repeats (for fast features)."""
-        from search_spaces.lowformer.optable import lowformer_block_runs
-
-        return [(block, repeats) for _, _, parts, repeats in lowformer_block_runs(self) for _, block in parts]
+    def op_block_runs(self):
+        """The op table as runs of distinct blocks with their repeats (fast features)."""
+        return lowformer_block_runs(self)

@@ -14,7 +14,8 @@ from search_spaces import optable as ops
 from search_spaces.blocks import rules
 from search_spaces.blocks.mixers import MIXERS, MixerKnobs
 from search_spaces.blocks.optable import CACHE_SIZE, Rows, conv_layer, head, stem
-from search_spaces.optable import Block, OpRow, OpTable
+from search_spaces.lowformer.rules import local_fused
+from search_spaces.optable import Block, BlockRun, OpRow, OpTable, Parts
 
 if TYPE_CHECKING:
     from search_spaces.lowformer.config import LowFormerConfig, TransformerStage
@@ -72,7 +73,7 @@ def conv_block(stage: str, c_in: int, c_out: int, stride: int, mid: int, h: int,
 
 @lru_cache(maxsize=CACHE_SIZE)
 def lowformer_block(stage: str, c: int, h: int, w: int, cfg: TransformerStage, fused_local: bool,
-                    expansion: int, unfused: bool) -> tuple[tuple[str, Block], ...]:
+                    expansion: int, unfused: bool) -> Parts:
     """(suffix, block) parts of one LowFormer block: attention, MLP and local module."""
     parts = []
     if cfg.has_attention:
@@ -88,37 +89,39 @@ def lowformer_block(stage: str, c: int, h: int, w: int, cfg: TransformerStage, f
     return tuple(parts)
 
 
-Parts = tuple[tuple[str, Block], ...]  # (name suffix, block) of one repeated unit
-BlockRun = tuple[str, int, Parts, int]  # (name prefix, first index or -1 if unindexed, unit, repeats)
+
+
+_STAGES = ("stage0", "stage1", "stage2", "stage3", "stage4")
 
 
 def lowformer_block_runs(config: LowFormerConfig) -> list[BlockRun]:
     """The table as runs of a repeated unit (a conv block, or the attention, MLP and local parts
     of a LowFormer block), in execution order: feature code iterates each distinct block once
-    with its count instead of naming hundreds of blocks."""
+    with its count instead of naming hundreds of blocks. (On the hot path of batched prediction:
+    keep it lean.)"""
     widths, depths, unfused = config.widths, config.depths, config.unfused
     c0 = widths[0]
     stem_block, h, w = stem(c0, config.resolution)
-    stem_mid = rules.expanded(c0, config.stem_expansion)
-    runs: list[BlockRun] = [
-        ("stage0.stem", -1, (("", stem_block),), 1),
-        ("stage0", 0, (("", conv_block("stage0", c0, c0, 1, stem_mid, h, w, unfused, True)),), depths[0]),
-    ]
+    runs: list[BlockRun] = [("stage0.stem", -1, (("", stem_block),), 1)]
+    if depths[0]:
+        mid = rules.expanded(c0, config.stem_expansion)
+        runs.append(("stage0", 0, (("", conv_block("stage0", c0, c0, 1, mid, h, w, unfused, True)),), depths[0]))
+    down_expansion, block_expansion = config.downsample_expansion, config.block_expansion
     for i in (1, 2, 3, 4):
-        stage = f"stage{i}"
-        c_in, c = widths[i - 1], widths[i]
-        down_mid = rules.expanded(c_in, config.downsample_expansion)
-        runs.append((stage, 0, (("", conv_block(stage, c_in, c, 2, down_mid, h, w, unfused, False)),), 1))
+        stage, c_in, c = _STAGES[i], widths[i - 1], widths[i]
+        down = conv_block(stage, c_in, c, 2, rules.expanded(c_in, down_expansion), h, w, unfused, False)
+        runs.append((stage, 0, (("", down),), 1))
         h, w = rules.stride2_side(h), rules.stride2_side(w)
         if i <= 2:
-            mid = rules.expanded(c, config.block_expansion)
-            runs.append((stage, 1, (("", conv_block(stage, c, c, 1, mid, h, w, unfused, True)),), depths[i] - 1))
-        else:
-            parts = lowformer_block(stage, c, h, w, config.stage(i), config.local_fused(c),
-                                    config.block_expansion, unfused)
+            if depths[i] > 1:
+                mid = rules.expanded(c, block_expansion)
+                runs.append((stage, 1, (("", conv_block(stage, c, c, 1, mid, h, w, unfused, True)),), depths[i] - 1))
+        elif depths[i]:
+            parts = lowformer_block(stage, c, h, w, config.stage3 if i == 3 else config.stage4,
+                                    local_fused(c, config.fusion_threshold, unfused), block_expansion, unfused)
             runs.append((stage, 1, parts, depths[i]))
     runs.append(("head", -1, (("", head(widths[4], h, w, config.head_widths, config.num_classes)),), 1))
-    return [run for run in runs if run[3] > 0]
+    return runs
 
 
 def lowformer_op_table(config: LowFormerConfig) -> OpTable:
