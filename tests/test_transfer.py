@@ -237,7 +237,12 @@ def test_new_device_benchmark_quick(capsys, monkeypatch):
     assert benchmark.main(["--quick", "--json", "--db", str(SHIPPED_DB)]) == 0
     result = json.loads(capsys.readouterr().out)
     summary = {(r["target"], r["k"], r["picks"], r["method"]): r for r in result["summary"]}
-    assert len(summary) == 5 * 2 * 2 * 3 and result["shared_architectures"] == 300
+    assert len(summary) == 5 * 2 * 2 * 4 and result["shared_architectures"] == 300
+    # what predictor train serves is, run by run, the few-shot or the transfer result of the same points
+    runs = {(r["repeat"], r["target"], r["k"], r["picks"], r["method"]): r for r in result["runs"]}
+    for key, row in runs.items():
+        if key[-1] == "picked":
+            assert row["mape"] == runs[(*key[:-1], row["served"])]["mape"]
     for picks in ("random", "chosen"):
         transfer, macs = summary[("all", 10, picks, "transfer")], summary[("all", 10, picks, "macs")]
         assert transfer["spearman"] > macs["spearman"] and transfer["mape"] < macs["mape"]
