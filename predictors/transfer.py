@@ -14,7 +14,7 @@ with a strong prior towards a plain scaling of the source (ridge on ``b - 1`` an
 source and ridge strength is a candidate scored by leave-one-out on the device's own points, and
 the prediction averages the candidates' log latencies with pseudo-BMA+ weights (Yao et al. 2018:
 the Bayesian-bootstrapped leave-one-out log density of each candidate): with ten points, picking
-the single best candidate mostly picks noise, and the weighted mean is 5-10 % more accurate at
+the single best candidate mostly picks noise, and the weighted mean has a 5-16 % lower MAPE at
 k = 5-20 (``benchmarks/new_device.py``). Intervals are split-conformal from the leave-one-out
 residuals (the ``ceil((n + 1) coverage)``-th smallest absolute log residual, each point's under
 the weights the other points give), so they cover what they claim on points like the ones
