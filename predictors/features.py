@@ -35,7 +35,7 @@ from search_spaces.optable import (
 )
 
 #: Stored with every model; bump whenever the layout or meaning of a feature changes.
-FEATURE_VERSION = "optable-v1"
+FEATURE_VERSION = "optable-v2"
 
 #: Stage slots; stages after the last slot are folded into it.
 MAX_STAGES = 6

@@ -28,7 +28,7 @@ COST_TERMS: dict[str, tuple[str, ...]] = {
     "bytes": ("total.bytes",),
     "compute_launches": tuple(f"{c}.ops" for c in ("dense_conv", "depthwise_conv", "grouped_conv",
                                                     "transposed_conv", "pointwise", "attention_matmul")),
-    "elementwise_launches": tuple(f"{c}.ops" for c in ("softmax", "norm", "activation", "add", "pool")),
+    "elementwise_launches": tuple(f"{c}.ops" for c in ("softmax", "norm", "layer_norm", "activation", "add", "pool")),
 }
 _TERM_COLUMNS = [np.array([FEATURE_INDEX[f] for f in feats]) for feats in COST_TERMS.values()]
 

@@ -2,20 +2,23 @@
 
 A device with ten or twenty measured architectures cannot train a model of its own, but a device
 measured on a thousand can rank any architecture well. The transfer model predicts the new
-device's log latency from a source predictor's log latency, plus what the op table says the
-source may weigh differently (depthwise share of the work, memory traffic per MAC, attention
+device's log latency from source predictors' log latencies, plus what the op table says the
+sources may weigh differently (depthwise share of the work, memory traffic per MAC, attention
 score elements per MAC, and the work itself: a runtime with more overhead per kernel, such as
 eager PyTorch against a compiled graph, is slower on small models than its speed on large ones
 says, which the source's latency alone, mixing work and overhead, cannot tell):
 
-    log y = a + b log source(x) + c . extras(x)
+    log y = a + sum_s b_s log source_s(x) + c . extras(x)
 
-with a strong prior towards a plain scaling of the source (ridge on ``b - 1`` and ``c``). Every
-source and ridge strength is a candidate scored by leave-one-out on the device's own points, and
+with a strong prior towards a plain scaling of the sources' mean (ridge on ``b_s - 1/S`` and
+``c``). The candidates are each source alone and all sources together, each at several ridge
+strengths, and the few-shot cost model (:class:`~predictors.fewshot.FewShotCalibrator`), which
+knows no source but fits a runtime whose cost is mostly per-kernel overhead better than any
+scaling of a compiled one does. Each is scored by leave-one-out on the device's own points, and
 the prediction averages the candidates' log latencies with pseudo-BMA+ weights (Yao et al. 2018:
 the Bayesian-bootstrapped leave-one-out log density of each candidate): with ten points, picking
-the single best candidate mostly picks noise, and the weighted mean has a 5-16 % lower MAPE at
-k = 5-20 (``benchmarks/new_device.py``). Intervals are split-conformal from the leave-one-out
+the single best candidate mostly picks noise (``benchmarks/new_device.py`` measures each part).
+Intervals are split-conformal from the leave-one-out
 residuals (the ``ceil((n + 1) coverage)``-th smallest absolute log residual, each point's under
 the weights the other points give), so they cover what they claim on points like the ones
 measured.
@@ -33,11 +36,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from predictors.features import FEATURE_INDEX
+from predictors.fewshot import FewShotCalibrator
 
 ALPHAS = (0.03, 0.3, 3.0, 30.0, 1e6)  # 1e6: the plain scaling of the source
 MIN_POINTS = 2  # its leave-one-out then fits on one point: the plain scaling
 BOOTSTRAP_DRAWS = 200  # Bayesian bootstrap draws of the pseudo-BMA+ weights
 MIN_WEIGHT = 1e-3  # candidates below this weight are dropped (and the rest renormalised)
+FEWSHOT = "fewshot"  # the candidate without a source
 _EPS = 1e-12
 
 
@@ -56,11 +61,13 @@ def extras(X: np.ndarray) -> np.ndarray:
 
 
 def _fit_ridge(z: np.ndarray, e: np.ndarray, t: np.ndarray, alpha: float, w: np.ndarray) -> dict[str, Any]:
-    """log y = a + b z + c e with a penalty alpha ((b - 1)^2 + |c|^2) on standardised extras."""
+    """log y = a + z (1/S + b) + c e for the (n, S) source log latencies ``z`` (or one source's
+    (n,)), with a penalty alpha (|b|^2 + |c|^2) on standardised extras."""
+    z = z.reshape(len(t), -1)
     mean, scale = e.mean(axis=0), e.std(axis=0)
     scale = np.where(scale > _EPS, scale, 1.0)
     design = np.column_stack([z, (e - mean) / scale])
-    target = t - z  # b = 1 + beta[0]
+    target = t - z.mean(axis=1)
     sw = w / w.sum()
     x_mean, t_mean = sw @ design, sw @ target
     centred, tc = design - x_mean, target - t_mean
@@ -70,10 +77,11 @@ def _fit_ridge(z: np.ndarray, e: np.ndarray, t: np.ndarray, alpha: float, w: np.
 
 
 def _predict_ridge(params: Mapping[str, Any], z: np.ndarray, e: np.ndarray) -> np.ndarray:
+    z = z.reshape(len(e), -1)
     # a model stored before log MACs joined the extras uses the first three
     e = e[:, : len(params["mean"])]
     design = np.column_stack([z, (e - params["mean"]) / params["scale"]])
-    return z + params["intercept"] + design @ params["beta"]
+    return z.mean(axis=1) + params["intercept"] + design @ params["beta"]
 
 
 def pseudo_bma_weights(loo: np.ndarray, t: np.ndarray, w: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -107,23 +115,27 @@ def _held_out_residuals(loo: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.nda
 
 
 class TransferCalibrator:
-    """Rescale the best of several source predictors to a device (see module docstring).
+    """Average of transfers from source predictors and the few-shot cost model (see module docstring).
 
     sources: name -> fitted model with ``predict(X)`` in milliseconds (the device's own op-table
     features ``X``). ``source_ids``: name -> stored predictor id (kept in :meth:`to_dict`).
+    fewshot: whether the few-shot cost model (with ``prior``, default generic) is a candidate.
     """
 
     def __init__(self, sources: Mapping[str, SourceModel], coverage: float = 0.9, alphas=ALPHAS,
-                 source_ids: Mapping[str, int] | None = None):
+                 source_ids: Mapping[str, int] | None = None, fewshot: bool = True,
+                 prior: dict[str, float] | None = None):
         if not sources:
             raise ValueError("a transfer needs at least one source predictor (a richly measured device)")
         self.sources = dict(sources)
         self.coverage = coverage
         self.alphas = tuple(alphas)
         self.source_ids = dict(source_ids or {})
+        self.fewshot = fewshot
+        self.prior = prior
 
-    def _source_logs(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: np.log(np.maximum(model.predict(X), _EPS)) for name, model in self.sources.items()}
+    def _source_logs(self, X: np.ndarray, names=None) -> dict[str, np.ndarray]:
+        return {name: np.log(np.maximum(self.sources[name].predict(X), _EPS)) for name in names or self.sources}
 
     def _loo(self, z: np.ndarray, e: np.ndarray, t: np.ndarray, alpha: float, w: np.ndarray) -> np.ndarray:
         out = np.empty(len(t))
@@ -140,17 +152,29 @@ class TransferCalibrator:
             raise ValueError(f"a transfer needs at least {MIN_POINTS} measured architectures, got {len(t)}")
         e = extras(X)
         logs = self._source_logs(X)
-        candidates = [(name, alpha) for name in logs for alpha in self.alphas]
-        loo = np.stack([self._loo(logs[name], e, t, alpha, w) for name, alpha in candidates])
+        groups = [(name,) for name in logs] + ([tuple(logs)] if len(logs) > 1 else [])
+        candidates: list[dict[str, Any]] = [{"sources": list(group), "alpha": alpha}
+                                            for group in groups for alpha in self.alphas]
+        rows = [self._loo(np.column_stack([logs[name] for name in c["sources"]]), e, t, c["alpha"], w)
+                for c in candidates]
+        if self.fewshot:
+            fewshot = FewShotCalibrator(self.prior).fit(X, np.exp(t), sample_weight=w)
+            candidates.append({FEWSHOT: fewshot.to_dict(), "model": fewshot})
+            rows.append(np.log(fewshot.loo_predictions_))
+        loo = np.stack(rows)
         rmse = np.sqrt(np.average((loo - t) ** 2, axis=1, weights=w))
-        self.selection_ = {f"{name}@{alpha:g}": float(r) for (name, alpha), r in zip(candidates, rmse)}
+        self.selection_ = {_label(c): float(r) for c, r in zip(candidates, rmse)}
         weights = pseudo_bma_weights(loo, t, w)
         kept = np.flatnonzero(weights >= MIN_WEIGHT)
         weights = weights[kept] / weights[kept].sum()
-        self.mixture_ = [{"source": candidates[c][0], "alpha": candidates[c][1], "weight": float(weight),
-                          "params": _fit_ridge(logs[candidates[c][0]], e, t, candidates[c][1], w)}
-                         for c, weight in sorted(zip(kept, weights), key=lambda item: -item[1])]
-        self.source_, self.alpha_ = self.mixture_[0]["source"], self.mixture_[0]["alpha"]
+        self.mixture_ = []
+        for c, weight in sorted(zip(kept, weights), key=lambda item: -item[1]):
+            part = {**candidates[c], "weight": float(weight)}
+            if FEWSHOT not in part:
+                z = np.column_stack([logs[name] for name in part["sources"]])
+                part["params"] = _fit_ridge(z, e, t, part["alpha"], w)
+            self.mixture_.append(part)
+        self._set_top_source()
         self.loo_predictions_ = np.exp(weights @ loo[kept])
         residuals = np.sort(_held_out_residuals(loo, t, w))
         rank = math.ceil((len(t) + 1) * self.coverage)
@@ -158,45 +182,86 @@ class TransferCalibrator:
         self.log_half_width_ = float(residuals[rank - 1] if rank <= len(t) else 1.5 * residuals[-1])
         return self
 
+    def _set_top_source(self) -> None:
+        """``source_``: the source with the largest share (a joint part counts for each of its
+        sources equally), or the first source when the few-shot model takes it all; ``alpha_``:
+        the ridge strength of the heaviest part with a source (None without one)."""
+        share = dict.fromkeys(self.sources, 0.0)
+        for part in self.mixture_:
+            for name in part.get("sources", ()):
+                share[name] += part["weight"] / len(part["sources"])
+        self.source_ = max(share, key=share.get)
+        self.alpha_ = next((part["alpha"] for part in self.mixture_ if "sources" in part), None)
+
     @property
     def source_weights(self) -> dict[str, float]:
-        """Weight of each source in the prediction (summed over its ridge strengths)."""
+        """Weight of each candidate group in the prediction, summed over its ridge strengths:
+        a source's name, ``a+b`` for sources together, ``fewshot`` for the cost model."""
         out: dict[str, float] = {}
         for part in self.mixture_:
-            out[part["source"]] = out.get(part["source"], 0.0) + part["weight"]
+            key = _group(part)
+            out[key] = out.get(key, 0.0) + part["weight"]
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         e = extras(X)
-        logs = {name: np.log(np.maximum(self.sources[name].predict(X), _EPS)) for name in self.source_weights}
-        return np.exp(sum(part["weight"] * _predict_ridge(part["params"], logs[part["source"]], e)
-                          for part in self.mixture_))
+        names = {name for part in self.mixture_ for name in part.get("sources", ())}
+        logs = self._source_logs(X, sorted(names))
+        total = np.zeros(len(X))
+        for part in self.mixture_:
+            if FEWSHOT in part:
+                total += part["weight"] * np.log(part["model"].predict(X))
+            else:
+                z = np.column_stack([logs[name] for name in part["sources"]])
+                total += part["weight"] * _predict_ridge(part["params"], z, e)
+        return np.exp(total)
 
     def predict_interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         median = self.predict(X)
         return median, median * math.exp(-self.log_half_width_), median * math.exp(self.log_half_width_)
 
     def to_dict(self) -> dict[str, Any]:
-        mixture = [{**part, "params": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                                       for k, v in part["params"].items()}} for part in self.mixture_]
+        mixture = [{key: value for key, value in part.items() if key not in ("params", "model")} | (
+            {"params": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in part["params"].items()}}
+            if "params" in part else {}) for part in self.mixture_]
         return {"source": self.source_, "source_ids": self.source_ids, "alpha": self.alpha_,
                 "coverage": self.coverage, "mixture": mixture, "log_half_width": self.log_half_width_,
                 "selection": self.selection_}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], sources: Mapping[str, SourceModel]) -> TransferCalibrator:
-        """Also reads a model stored before the mixture (one source and strength, ``params``)."""
+        """Also reads the layouts stored before: one source and strength (``params``), and
+        mixture parts of one ``source`` each."""
         model = cls(sources, data["coverage"], source_ids=data["source_ids"])
-        model.source_, model.alpha_ = data["source"], data["alpha"]
         mixture = data.get("mixture") or [{"source": data["source"], "alpha": data["alpha"], "weight": 1.0,
                                            "params": data["params"]}]
-        model.mixture_ = [{**part, "params": {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v)
-                                              for k, v in part["params"].items()}} for part in mixture]
+        model.mixture_ = []
+        for part in mixture:
+            part = dict(part)
+            if "source" in part:
+                part["sources"] = [part.pop("source")]
+            if "params" in part:
+                part["params"] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v)
+                                  for k, v in part["params"].items()}
+            else:
+                part["model"] = FewShotCalibrator.from_dict(part[FEWSHOT])
+            model.mixture_.append(part)
+        model.source_, model.alpha_ = data["source"], data["alpha"]
         model.log_half_width_ = data["log_half_width"]
         model.selection_ = data.get("selection", {})
         return model
 
 
+def _group(part: Mapping[str, Any]) -> str:
+    return FEWSHOT if FEWSHOT in part else "+".join(part["sources"])
+
+
+def _label(candidate: Mapping[str, Any]) -> str:
+    return FEWSHOT if FEWSHOT in candidate else f"{_group(candidate)}@{candidate['alpha']:g}"
+
+
 def mixture_sources(data: Mapping[str, Any]) -> list[str]:
     """The sources a stored transfer (its ``to_dict``) predicts from."""
-    return list(dict.fromkeys(part["source"] for part in data.get("mixture") or [{"source": data["source"]}]))
+    parts = data.get("mixture") or [{"source": data["source"]}]
+    return list(dict.fromkeys(name for part in parts for name in part.get("sources", [part.get("source")])
+                              if name is not None))

@@ -27,7 +27,8 @@ TRANSPOSED_CONV = "transposed_conv"
 POINTWISE = "pointwise"  # 1x1 convolutions and linear layers
 ATTENTION_MATMUL = "attention_matmul"
 SOFTMAX = "softmax"
-NORM = "norm"
+NORM = "norm"  # BatchNorm: an affine map at inference, folded into the convolution before it
+LAYER_NORM = "layer_norm"  # LayerNorm, GroupNorm: statistics computed at inference, a kernel of its own
 ACTIVATION = "activation"
 ADD = "add"
 POOL = "pool"
@@ -41,6 +42,7 @@ OP_CLASSES: tuple[str, ...] = (
     ATTENTION_MATMUL,
     SOFTMAX,
     NORM,
+    LAYER_NORM,
     ACTIVATION,
     ADD,
     POOL,
@@ -125,8 +127,13 @@ def linear(stage: str, name: str, n_in: int, n_out: int, bias: bool) -> OpRow:
 
 
 def norm(stage: str, name: str, shape: Shape) -> OpRow:
-    """BatchNorm, GroupNorm(1, C) or LayerNorm: an affine pair per channel (first axis)."""
+    """BatchNorm: an affine pair per channel (first axis)."""
     return _row(stage, name, NORM, shape, shape, 0, 2 * shape[0])
+
+
+def layer_norm(stage: str, name: str, shape: Shape) -> OpRow:
+    """LayerNorm or GroupNorm(1, C) over the channels (first axis), an affine pair per channel."""
+    return _row(stage, name, LAYER_NORM, shape, shape, 0, 2 * shape[0])
 
 
 def activation(stage: str, name: str, shape: Shape) -> OpRow:

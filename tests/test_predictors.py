@@ -54,7 +54,7 @@ def db(tmp_path):
 
 #: The feature layout each FEATURE_VERSION stands for: stored predictors read their columns by
 #: position, so a changed layout must come with a new version (and a new entry here).
-LAYOUTS = {"optable-v1": (87, "28c6947898c32d8c")}
+LAYOUTS = {"optable-v1": (87, "28c6947898c32d8c"), "optable-v2": (91, "4ee45e3926dc5e06")}
 
 
 def test_features_are_deterministic_with_a_fixed_layout():
@@ -135,15 +135,16 @@ def _known(name: str) -> bool:
 
 # -- regressors --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind, max_mape", [("xgboost", 4.0), ("ridge", 6.0), ("rf", 8.0), ("xgboost-ridge", 4.0)])
-def test_regressor_recovers_a_known_cost_model(kind, max_mape):
+@pytest.mark.parametrize("kind, max_mape, min_kendall", [("xgboost", 4.0, 0.9), ("ridge", 6.0, 0.9), ("rf", 8.0, 0.85),
+                                                         ("xgboost-ridge", 4.0, 0.9)])
+def test_regressor_recovers_a_known_cost_model(kind, max_mape, min_kendall):
     _, X, y = synthetic(260, seed=1)
     model = LatencyRegressor(kind=kind, n_members=3, n_estimators=150).fit(X[:200], y[:200])
     assert model.fit(X[:200], y[:200]) is model
     median, low, high = model.predict_interval(X[200:])
     metrics = regression_metrics(y[200:], median, low, high)
     assert metrics["mape"] < max_mape
-    assert metrics["kendall"] > 0.9
+    assert metrics["kendall"] > min_kendall
     assert metrics["coverage"] > 70
     assert np.all(low <= median) and np.all(median <= high)
 

@@ -113,6 +113,20 @@ def test_the_same_command_resumes_and_a_clashing_one_is_refused(tmp_path):
         run_search(settings(80, budget_ms=20.0), storage, fake_models)
 
 
+def test_a_study_is_not_resumed_with_another_latency_predictor(tmp_path):
+    """A retrained predictor would mix its latencies with those of the stored trials."""
+    storage = f"sqlite:///{tmp_path}/s.db"
+    run_search(settings(20), storage, fake_models)
+
+    def retrained():
+        latency, objective = fake_models()
+        latency.name = "macs-formula#2"
+        return latency, objective
+
+    with pytest.raises(StudyMismatchError, match="predictor 'macs-formula' \\(asked: 'macs-formula#2'\\)"):
+        run_search(settings(40), storage, retrained)
+
+
 def test_shortlist_is_feasible_non_dominated_and_spread(tmp_path):
     evaluator = Evaluator(*fake_models())
     study = run_search(settings(200), f"sqlite:///{tmp_path}/s.db", fake_models, evaluator=evaluator)

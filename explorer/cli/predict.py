@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="fit a predictor on the device's measurements and store it")
     train.add_argument("--device", required=True, help="device profile name or alias")
     train.add_argument("--kind", choices=PREDICTOR_KINDS, default=None,
-                       help="model (default: below 40 measured architectures the better by leave-one-out of fewshot "
-                            "and transfer from a richly measured device; else xgboost-ridge)")
+                       help="model (default: below 40 measured architectures transfer from richly measured devices, "
+                            "which weighs the fewshot model in, or fewshot without a source; else xgboost-ridge)")
     train.add_argument("--no-default", dest="make_default", action="store_false",
                        help="store the predictor beside the device's default instead of replacing it (another "
                             "kind for transfers to choose from, or a comparison)")
@@ -103,9 +103,9 @@ def _print_metrics(title: str, metrics: dict) -> None:
         weights = source.get("weights", {})
         blend = (", weights " + ", ".join(f"{key} {weight:.0%}" for key, weight in weights.items())
                  if len(weights) > 1 else "")
+        strength = "" if source.get("ridge_alpha") is None else f", ridge strength {source['ridge_alpha']:g}"
         console.print(f"transfer from {source['device']} ({source.get('kind', 'default')} predictor "
-                      f"#{source['predictor_id']}, ridge strength "
-                      f"{source['ridge_alpha']:g}{blend})", highlight=False)
+                      f"#{source['predictor_id']}{strength}{blend})", highlight=False)
     down, exact = metrics.get("down_weighted"), metrics.get("exact_only")
     if down:
         console.print(f"{down['rows']} rows trained at weight {down['weight']:g}: {down['reason']}"

@@ -203,8 +203,8 @@ def check_models(evaluator: Evaluator, settings: SearchSettings) -> None:
 
 
 def open_study(storage_url: str, settings: SearchSettings, latency_name: str, objective_label: str) -> optuna.Study:
-    """Create the study or load it; a loaded one must match device, budget, objective, resolution
-    and space (a study without a stored space searched LowFormer)."""
+    """Create the study or load it; a loaded one must match device, budget, objective, resolution,
+    space (a study without a stored space searched LowFormer) and latency predictor."""
     study = optuna.create_study(storage=open_storage(storage_url), study_name=settings.name,
                                 directions=list(DIRECTIONS), load_if_exists=True)
     identity = settings.identity()
@@ -213,7 +213,10 @@ def open_study(storage_url: str, settings: SearchSettings, latency_name: str, ob
             study.set_user_attr(key, value)
         return study
     stored = {SPACE_PARAM: DEFAULT_SPACE, "resolutions": [], **study.user_attrs}
-    clash = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
+    # a retrained predictor would mix its latencies with the stored trials' (a study stored
+    # without the attribute is not held to it)
+    clash = {k: (stored.get(k), v) for k, v in {**identity, "predictor": latency_name}.items()
+             if stored.get(k) != v and (k != "predictor" or k in stored)}
     if clash:
         detail = ", ".join(f"{k} {old!r} (asked: {new!r})" for k, (old, new) in clash.items())
         raise StudyMismatchError(f"study {settings.name!r} already holds a search with {detail}; "

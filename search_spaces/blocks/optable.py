@@ -61,7 +61,7 @@ def head(c_in: int, h: int, w: int, widths: tuple[int, ...], num_classes: int) -
     return Block(conv + (
         ops.pool("head", "pool", (w0, h, w)),
         ops.linear("head", "fc", w0, w1, bias=False),
-        ops.norm("head", "fc_norm", (w1,)),
+        ops.layer_norm("head", "fc_norm", (w1,)),
         ops.activation("head", "fc_act", (w1,)),
         ops.linear("head", "classifier", w1, num_classes, bias=True),
     ))

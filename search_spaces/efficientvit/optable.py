@@ -82,7 +82,7 @@ def seed_attention_block(stage: str, c: int, heads: int, kernel: int, h: int, w:
     dim, tokens, inner = rules.SEED_KEY_DIM, h * w, heads * rules.SEED_KEY_DIM
     mid, shape = rules.SEED_EXPANSION * c, (c, h, w)
     rows = [
-        ops.norm(stage, "attention_norm", shape),
+        ops.layer_norm(stage, "attention_norm", shape),
         ops.conv(stage, "attention.qkv", c, 3 * inner, 1, 1, h, w, bias=True),
         ops.activation(stage, "attention.relu_q", (heads, tokens, dim)),
         ops.activation(stage, "attention.relu_k", (heads, tokens, dim)),
@@ -91,7 +91,7 @@ def seed_attention_block(stage: str, c: int, heads: int, kernel: int, h: int, w:
         ops.matmul(stage, "attention.denominator", heads, tokens, dim, 1),
         ops.conv(stage, "attention.proj", inner, c, 1, 1, h, w, bias=True),
         ops.add(stage, "attention_residual", shape),
-        ops.norm(stage, "ffn_norm", shape),
+        ops.layer_norm(stage, "ffn_norm", shape),
     ]
     a, _, _ = conv_layer(stage, "ffn.inverted_conv", c, mid, 1, 1, h, w, bias=True, norm=False)
     b, _, _ = conv_layer(stage, "ffn.depth_conv", mid, mid, kernel, 1, h, w, groups=mid, bias=True, norm=False)

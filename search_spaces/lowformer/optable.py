@@ -45,7 +45,7 @@ def attention_block(stage: str, c: int, h: int, w: int, kind: str, heads: int, d
                     group_tokens: int = 0) -> Block:
     """The residual token mixer of a LowFormer block (keyed on what changes its ops only)."""
     shape = (c, h, w)
-    rows: list[OpRow] = [ops.norm(stage, "attention_norm", shape)] if prenorm else []
+    rows: list[OpRow] = [ops.layer_norm(stage, "attention_norm", shape)] if prenorm else []
     rows += MIXERS[kind].rows(stage, c, h, w, MixerKnobs(heads, dim, stride, kernel, unfused, scales, group_tokens))
     rows.append(ops.add(stage, "attention_residual", shape))
     return Block(rows)
@@ -55,7 +55,7 @@ def attention_block(stage: str, c: int, h: int, w: int, kind: str, heads: int, d
 def mlp_block(stage: str, c: int, h: int, w: int, ratio: int) -> Block:
     shape, hidden = (c, h, w), c * ratio
     return Block((
-        ops.norm(stage, "mlp_norm", shape),
+        ops.layer_norm(stage, "mlp_norm", shape),
         ops.conv(stage, "mlp.fc1", c, hidden, 1, 1, h, w, bias=True),
         ops.activation(stage, "mlp.act", (hidden, h, w)),
         ops.conv(stage, "mlp.fc2", hidden, c, 1, 1, h, w, bias=True),

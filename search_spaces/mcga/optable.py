@@ -37,17 +37,17 @@ def patch_embed(stage_index: int, c_in: int, c_out: int, patch: str, h: int, w: 
     kernel, stride, padding = rules.patch_geometry(stage_index, patch)
     conv = strided_conv(stage, "proj", c_in, c_out, kernel, stride, padding, h, w)
     _, ho, wo = conv.out_shape
-    return Block((conv, ops.norm(stage, "norm", conv.out_shape))), ho, wo
+    return Block((conv, ops.layer_norm(stage, "norm", conv.out_shape))), ho, wo
 
 
 @lru_cache(maxsize=CACHE_SIZE)
 def mcga_block(stage: str, d: int, heads: int, g: int, kernels: tuple[int, ...], projection: str,
                token_mlp_ratio: int, mlp_ratio: int, h: int, w: int) -> Block:
     shape, hidden = (d, h, w), mlp_ratio * d
-    rows = [ops.norm(stage, "attention_norm", shape),
+    rows = [ops.layer_norm(stage, "attention_norm", shape),
             *group_attention_rows(stage, "attention", d, heads, g, kernels, projection, token_mlp_ratio, h, w),
             ops.add(stage, "attention_residual", shape),
-            ops.norm(stage, "mlp_norm", shape),
+            ops.layer_norm(stage, "mlp_norm", shape),
             token_linear(stage, "mlp.fc1", d, hidden, h, w),
             ops.activation(stage, "mlp.act", (hidden, h, w)),
             token_linear(stage, "mlp.fc2", hidden, d, h, w),
@@ -57,7 +57,7 @@ def mcga_block(stage: str, d: int, heads: int, g: int, kernels: tuple[int, ...],
 
 @lru_cache(maxsize=CACHE_SIZE)
 def head(d: int, h: int, w: int, hidden: int, num_classes: int) -> Block:
-    rows = [ops.norm("head", "norm", (d, h, w)), ops.pool("head", "pool", (d, h, w))]
+    rows = [ops.layer_norm("head", "norm", (d, h, w)), ops.pool("head", "pool", (d, h, w))]
     if hidden:
         rows += [ops.linear("head", "classifier.0", d, hidden, bias=True),
                  ops.activation("head", "classifier.1", (hidden,)),

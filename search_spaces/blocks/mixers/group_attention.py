@@ -30,7 +30,7 @@ def group_attention_rows(stage: str, name: str, d: int, heads: int, g: int, kern
     rows.append(group_query._replace(params=group_query.params + g * d))  # + its input, the learned tokens
     rows += [token_linear(stage, f"{name}.{p}", d, d, h, w) for p in "kv"]
     rows += ops.attention(stage, f"{name}.group", heads, g, tokens, head_dim)
-    rows.append(ops.norm(stage, f"{name}.group_norm", (d, g)))
+    rows.append(ops.layer_norm(stage, f"{name}.group_norm", (d, g)))
     if token_mlp_ratio:
         hidden = token_mlp_ratio * g
         rows += [token_linear(stage, f"{name}.token_mixer.fc1", g, hidden, d),
