@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ KINDS = ("xgboost", "ridge", "rf", "xgboost-ridge", "fewshot", "transfer")
 DEFAULT_KIND = "xgboost-ridge"
 #: kinds fitted on a handful of points and scored leave-one-out
 FEW_POINT_KINDS = ("fewshot", "transfer")
+#: distinct configs from which a prediction runs with one BLAS thread (see ``LatencyPredictor.predict``)
+_BATCH_ROWS = 64
 
 
 class NoPredictorError(UserError, LookupError):
@@ -327,6 +330,9 @@ class LatencyPredictor:
         self.feature_version = feature_version
         self.predictor_id = predictor_id
         self.featurizer = OpFeaturizer()
+        from threadpoolctl import ThreadpoolController
+
+        self._threadpools = ThreadpoolController()
 
     @property
     def name(self) -> str:
@@ -342,4 +348,9 @@ class LatencyPredictor:
         """(median_ms, low_ms, high_ms) arrays, one entry per config (the model runs once per
         distinct config: a search proposes many configs again)."""
         distinct, inverse = self.featurizer.transform_distinct(configs)
-        return tuple(values[inverse] for values in self.estimator.predict_interval(distinct))
+        # one BLAS thread for a batch: its products are matrix-vector ones that gain nothing from a
+        # pool, whose idle threads spin a second core (twice the CPU time per batch); a few rows
+        # stay below the size BLAS threads at, and skip the 10-40 us the limit costs
+        limit = self._threadpools.limit(limits=1, user_api="blas") if len(distinct) >= _BATCH_ROWS else nullcontext()
+        with limit:
+            return tuple(values[inverse] for values in self.estimator.predict_interval(distinct))

@@ -106,6 +106,27 @@ def test_a_model_runs_once_per_distinct_config():
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+def test_a_batch_predicts_with_one_blas_thread():
+    """The BLAS pool's idle threads would spin a second core during every batch."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    configs = sample_configs(80, seed=9)
+    X = OpFeaturizer().transform(configs)
+    predictor = LatencyPredictor(LatencyRegressor(kind="ridge").fit(X, TRUE_COST.predict(X)), "d", "ort", 1, 1, "ridge")
+    seen = []
+    inner = predictor.estimator.predict_interval
+
+    def recording(rows):
+        seen.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+        return inner(rows)
+
+    predictor.estimator.predict_interval = recording
+    with threadpool_limits(limits=2, user_api="blas"):
+        predictor.predict(configs)
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} <= {2}
+    assert seen == [{1}]
+
+
 def test_features_agree_with_the_op_table_totals():
     config = LOWFORMER_PRESETS["lowformer-b1"][0]
     table = config.op_table()
