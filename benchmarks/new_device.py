@@ -17,8 +17,9 @@ Compared on the held-out architectures, all fitted on the same k points: MACs-on
 a * MACs^b), the per-op-class few-shot cost model (generic prior, as ``explorer predictor train``
 defaults to), and the transfer, which ``explorer predictor train`` serves from those k points when a
 source exists (it weighs the few-shot cost model in among its candidates; picking one of the two by
-leave-one-out MAPE instead scored 11.4 % against the transfer's 10.7 % at k = 10). Figures are
-medians over repeats (and over the four setups in the ``all`` rows). Targets at k = 10: Spearman >= 0.95, MAPE <= 10 %, ~90 % intervals covering 85-95 %.
+leave-one-out MAPE, which this benchmark reported as ``picked`` before, scored 11.4 % against the
+transfer's 10.7 % at k = 10). Figures are medians over repeats (and over the four setups in the
+``all`` rows). Targets at k = 10: Spearman >= 0.95, MAPE <= 10 %, ~90 % intervals covering 85-95 %.
 
     python benchmarks/new_device.py                  # 10 repeats, k = 5, 10, 20, 50
     python benchmarks/new_device.py --quick --json   # 1 repeat, k = 5, 10
@@ -186,8 +187,9 @@ LABELS = {"mape": "MAPE", "within_10": "±10%", "spearman": "ρ", "coverage": "c
 def print_table(summary: Sequence[dict], console: Console) -> None:
     by_key = {(r["target"], r["k"], r["picks"], r["method"]): r for r in summary}
     table = Table(title=f"a new device on {DEVICE}: held-out medians", box=box.SIMPLE_HEAD, padding=(0, 1),
-                  caption="T transfer (what `explorer predictor train` serves), F few-shot cost model, M MACs-only; MAPE %, ±10%: share within +-10 %, "
-                          "ρ Spearman, cov: ~90 % interval coverage %")
+                  caption="T transfer (what `explorer predictor train` serves), F few-shot cost model, "
+                          "M MACs-only; MAPE %, ±10%: share within +-10 %, ρ Spearman, "
+                          "cov: ~90 % interval coverage %")
     for column in ("new device", "k", "picks"):
         table.add_column(column, no_wrap=True)
     for _, prefix, metrics in COLUMNS:

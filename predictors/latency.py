@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from threadpoolctl import ThreadpoolController
 
 from explorer.errors import UserError
 from predictors.features import FEATURE_VERSION, OpFeaturizer
@@ -330,8 +331,6 @@ class LatencyPredictor:
         self.feature_version = feature_version
         self.predictor_id = predictor_id
         self.featurizer = OpFeaturizer()
-        from threadpoolctl import ThreadpoolController
-
         self._threadpools = ThreadpoolController()
 
     @property
@@ -351,6 +350,6 @@ class LatencyPredictor:
         # one BLAS thread for a batch: its products are matrix-vector ones that gain nothing from a
         # pool, whose idle threads spin a second core (twice the CPU time per batch); a few rows
         # stay below the size BLAS threads at, and skip the 10-40 us the limit costs
-        limit = self._threadpools.limit(limits=1, user_api="blas") if len(distinct) >= _BATCH_ROWS else nullcontext()
-        with limit:
+        one_thread = len(distinct) >= _BATCH_ROWS
+        with self._threadpools.limit(limits=1, user_api="blas") if one_thread else nullcontext():
             return tuple(values[inverse] for values in self.estimator.predict_interval(distinct))

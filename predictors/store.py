@@ -410,8 +410,9 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
     elif few_points:
         # the transfer weighs the few-shot model in among its candidates by leave-one-out, so it
         # serves; choosing between the two by their own leave-one-out errors picks noise (11.4 %
-        # against 10.7 % MAPE at k = 10, benchmarks/new_device.py). Its choices are themselves a
-        # leave-one-out: scored by an outer one it needs three points at least
+        # against 10.7 % MAPE at k = 10 in benchmarks/new_device.py, when it reported that
+        # choice). Its choices are themselves a leave-one-out: scored by an outer one it needs
+        # three points at least
         candidates = ["transfer", "fewshot"] if sources and len(data.latency_ms) >= 3 else ["fewshot"]
     else:
         candidates = [DEFAULT_KIND]

@@ -146,7 +146,8 @@ class TransferCalibrator:
         return out
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> TransferCalibrator:
-        t = np.log(np.asarray(y, dtype=float))
+        y = np.asarray(y, dtype=float)
+        t = np.log(y)
         w = np.ones(len(t)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         if len(t) < MIN_POINTS:
             raise ValueError(f"a transfer needs at least {MIN_POINTS} measured architectures, got {len(t)}")
@@ -158,8 +159,8 @@ class TransferCalibrator:
         rows = [self._loo(np.column_stack([logs[name] for name in c["sources"]]), e, t, c["alpha"], w)
                 for c in candidates]
         if self.fewshot:
-            fewshot = FewShotCalibrator(self.prior).fit(X, np.exp(t), sample_weight=w)
-            candidates.append({FEWSHOT: fewshot.to_dict(), "model": fewshot})
+            fewshot = FewShotCalibrator(self.prior).fit(X, y, sample_weight=w)
+            candidates.append({FEWSHOT: fewshot})
             rows.append(np.log(fewshot.loo_predictions_))
         loo = np.stack(rows)
         rmse = np.sqrt(np.average((loo - t) ** 2, axis=1, weights=w))
@@ -170,7 +171,7 @@ class TransferCalibrator:
         self.mixture_ = []
         for c, weight in sorted(zip(kept, weights), key=lambda item: -item[1]):
             part = {**candidates[c], "weight": float(weight)}
-            if FEWSHOT not in part:
+            if "sources" in part:
                 z = np.column_stack([logs[name] for name in part["sources"]])
                 part["params"] = _fit_ridge(z, e, t, part["alpha"], w)
             self.mixture_.append(part)
@@ -210,7 +211,7 @@ class TransferCalibrator:
         total = np.zeros(len(X))
         for part in self.mixture_:
             if FEWSHOT in part:
-                total += part["weight"] * np.log(part["model"].predict(X))
+                total += part["weight"] * np.log(part[FEWSHOT].predict(X))
             else:
                 z = np.column_stack([logs[name] for name in part["sources"]])
                 total += part["weight"] * _predict_ridge(part["params"], z, e)
@@ -221,12 +222,9 @@ class TransferCalibrator:
         return median, median * math.exp(-self.log_half_width_), median * math.exp(self.log_half_width_)
 
     def to_dict(self) -> dict[str, Any]:
-        mixture = [{key: value for key, value in part.items() if key not in ("params", "model")} | (
-            {"params": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in part["params"].items()}}
-            if "params" in part else {}) for part in self.mixture_]
         return {"source": self.source_, "source_ids": self.source_ids, "alpha": self.alpha_,
-                "coverage": self.coverage, "mixture": mixture, "log_half_width": self.log_half_width_,
-                "selection": self.selection_}
+                "coverage": self.coverage, "mixture": [_part_to_dict(part) for part in self.mixture_],
+                "log_half_width": self.log_half_width_, "selection": self.selection_}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], sources: Mapping[str, SourceModel]) -> TransferCalibrator:
@@ -235,21 +233,28 @@ class TransferCalibrator:
         model = cls(sources, data["coverage"], source_ids=data["source_ids"])
         mixture = data.get("mixture") or [{"source": data["source"], "alpha": data["alpha"], "weight": 1.0,
                                            "params": data["params"]}]
-        model.mixture_ = []
-        for part in mixture:
-            part = dict(part)
-            if "source" in part:
-                part["sources"] = [part.pop("source")]
-            if "params" in part:
-                part["params"] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v)
-                                  for k, v in part["params"].items()}
-            else:
-                part["model"] = FewShotCalibrator.from_dict(part[FEWSHOT])
-            model.mixture_.append(part)
+        model.mixture_ = [_part_from_dict(part) for part in mixture]
         model.source_, model.alpha_ = data["source"], data["alpha"]
         model.log_half_width_ = data["log_half_width"]
         model.selection_ = data.get("selection", {})
         return model
+
+
+def _part_to_dict(part: Mapping[str, Any]) -> dict[str, Any]:
+    if FEWSHOT in part:
+        return {FEWSHOT: part[FEWSHOT].to_dict(), "weight": part["weight"]}
+    return {**part, "params": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in part["params"].items()}}
+
+
+def _part_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A mixture part as :meth:`TransferCalibrator.fit` makes it; a part stored with one
+    ``source`` (the layout before sources were combined) gets ``sources``."""
+    if FEWSHOT in data:
+        return {FEWSHOT: FewShotCalibrator.from_dict(data[FEWSHOT]), "weight": data["weight"]}
+    part = {key: value for key, value in data.items() if key != "source"}
+    part["sources"] = data["sources"] if "sources" in data else [data["source"]]
+    part["params"] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in data["params"].items()}
+    return part
 
 
 def _group(part: Mapping[str, Any]) -> str:
