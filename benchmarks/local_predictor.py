@@ -90,8 +90,9 @@ def _score_kind(kind: str, args, data, X: np.ndarray, y: np.ndarray, families: n
     pooled: dict[str, list[np.ndarray]] = {}
     for seed in range(args.seeds):
         train, test = split(data.arch_ids, families, random, args.max_train, seed)
-        model = make_estimator(kind, random_state=seed).fit(X[train], y[train], sample_weight=data.weights[train])
-        predicted, low, high = model.predict_interval(X[test])
+        model = make_estimator(kind, random_state=seed).fit(X[train], y[train], sample_weight=data.weights[train],
+                                                            groups=families[train])
+        predicted, low, high = model.predict_interval(X[test], families[test])
         macs = MacsBaseline().fit(X[train], y[train]).predict(X[test])
         result = {"all": (regression_metrics(y[test], predicted, low, high), regression_metrics(y[test], macs))}
         for family in sorted(set(families[test])):

@@ -13,6 +13,9 @@ stricter than real use, where the rich device may well have measured the archite
 asks about. Calibration points are picked at random or by
 :func:`predictors.calibration_points.choose_calibration_points` (``chosen``).
 
+Beside, a reference no transfer can be expected to beat: each setup's own rich-device predictor,
+cross-validated (5 folds) on its 300 shared architectures, so trained on 240 of its own points.
+
 Compared on the held-out architectures, all fitted on the same k points: MACs-only (latency =
 a * MACs^b), the per-op-class few-shot cost model (generic prior, as ``explorer predictor train``
 defaults to), and the transfer, which ``explorer predictor train`` serves from those k points when a
@@ -28,6 +31,7 @@ transfer's 10.7 % at k = 10). Figures are medians over repeats (and over the fou
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -49,8 +53,8 @@ from explorer.db import open_database  # noqa: E402
 from predictors.calibration_points import choose_calibration_points  # noqa: E402
 from predictors.features import OpFeaturizer  # noqa: E402
 from predictors.fewshot import FewShotCalibrator  # noqa: E402
-from predictors.latency import DEFAULT_KIND, make_estimator  # noqa: E402
-from predictors.metrics import MacsBaseline, regression_metrics  # noqa: E402
+from predictors.latency import DEFAULT_KIND, LatencyRegressor, make_estimator  # noqa: E402
+from predictors.metrics import MacsBaseline, cross_validate, regression_metrics  # noqa: E402
 from predictors.store import estimator_params, load_training_set  # noqa: E402
 from predictors.transfer import TransferCalibrator  # noqa: E402
 
@@ -70,7 +74,7 @@ class Setting:
 
     ks: tuple[int, ...] = (5, 10, 20, 50)
     repeats: int = 10
-    source_rounds: int = 300
+    source_rounds: int = LatencyRegressor().n_estimators  # what training gives a rich device
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,22 @@ def train_sources(host: HostData, exclude: set[str], seed: int, rounds: int) -> 
         out[name] = make_estimator(DEFAULT_KIND, **params).fit(
             _matrix(host, keys), np.array([latency[k] for k in keys]),
             sample_weight=np.array([host.weights[name][k] for k in keys]))
+    return out
+
+
+def own_data_reference(host: HostData, rounds: int, folds: int = 5) -> dict[str, dict[str, float]]:
+    """Per setup: its own rich-device predictor, ``folds``-fold cross-validated on the shared
+    architectures (how well the setup can be predicted at all from that many of its own points)."""
+    keys = list(host.shared)
+    X = _matrix(host, keys)
+    out = {}
+    for name, latency in host.latency.items():
+        y = np.array([latency[k] for k in keys])
+        params = {**estimator_params(DEFAULT_KIND, 0), "n_estimators": rounds}
+        cv = cross_validate(lambda: make_estimator(DEFAULT_KIND, **params), X, y, folds,
+                            sample_weight=np.array([host.weights[name][k] for k in keys]))
+        metrics = regression_metrics(y, cv["predicted"], cv["low"], cv["high"])
+        out[name] = {m: metrics[m] for m in ("n", *METRICS)}
     return out
 
 
@@ -203,8 +223,9 @@ def print_table(summary: Sequence[dict], console: Console) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    setting = Setting(ks=(5, 10) if args.quick else (5, 10, 20, 50), repeats=1 if args.quick else args.repeats,
-                      source_rounds=60 if args.quick else 300)
+    setting = Setting(ks=(5, 10) if args.quick else (5, 10, 20, 50), repeats=1 if args.quick else args.repeats)
+    if args.quick:
+        setting = dataclasses.replace(setting, source_rounds=20)
     host = load_host(args.db)
     console = Console(stderr=args.json, width=max(Console().width, 150))
     rows: list[dict] = []
@@ -215,16 +236,22 @@ def run(args: argparse.Namespace) -> int:
         for repeat in range(setting.repeats):
             rows += run_repeat(host, setting, repeat, on_target=lambda: progress.advance(task))
     summary = summarise(rows)
+    own = own_data_reference(host, setting.source_rounds)
     result = {"device": DEVICE, "setups": {name: {"backend": b, "threads": t} for name, (b, t) in SETUPS.items()},
               "shared_architectures": len(host.shared), "ks": list(setting.ks), "repeats": setting.repeats,
               "source_kind": DEFAULT_KIND, "source_rounds": setting.source_rounds, "summary": summary,
               "targets_at_k10": {pick: verdicts(summary, pick) for pick in PICKS},
               # what `explorer predictor train` serves from k points when a source exists: the transfer
-              "served_targets_at_k10": {pick: verdicts(summary, pick) for pick in PICKS}, "runs": rows}
+              "served_targets_at_k10": {pick: verdicts(summary, pick) for pick in PICKS},
+              "own_data_reference": own, "runs": rows}
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     print_table(summary, console)
+    console.print("own data, for reference (each setup's rich-device predictor, 5-fold cross-validated on its "
+                  f"{len(host.shared)} shared architectures): " + "; ".join(
+                      f"{name} MAPE {m['mape']:.1f} %, Spearman {m['spearman']:.3f}" for name, m in own.items()),
+                  highlight=False)
     for pick in PICKS:
         overall = verdicts(summary, pick)["all"]
         console.print(f"transfer at k = {TARGET_K}, {pick} picks, median over setups and repeats: " + "; ".join(

@@ -31,7 +31,7 @@ POOL_FACTOR = 20
 def uncertainty_model(n_measured: int, seed: int = 0) -> LatencyRegressor:
     """The ensemble used to rank candidates: ridge on few points, boosted trees on many."""
     kind = "ridge" if n_measured < 40 else "xgboost"
-    return LatencyRegressor(kind=kind, n_members=5, n_estimators=200, random_state=seed)
+    return LatencyRegressor(kind=kind, n_members=5, random_state=seed)
 
 
 

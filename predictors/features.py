@@ -212,9 +212,9 @@ class OpFeaturizer:
         known, new, rows = self._config_rows, [], []
         filled = len(known)
         for config in configs:
-            row = known.get(config)
-            if row is None:
-                row = known[config] = len(known)
+            n = len(known)
+            row = known.setdefault(config, n)  # one hash of the (frozen, unhashed) config, not two
+            if row == n:
                 new.append(config)
             rows.append(row)
         if new:

@@ -60,9 +60,11 @@ def fold_indices(n: int, folds: int, seed: int) -> list[np.ndarray]:
 
 def cross_validate(make: Callable[[], Any], X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
                    on_fold: Callable[[int, int], None] | None = None,
-                   sample_weight: np.ndarray | None = None, max_train: int | None = None) -> dict[str, np.ndarray]:
+                   sample_weight: np.ndarray | None = None, max_train: int | None = None,
+                   groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Out-of-fold ``predicted``, ``low``, ``high`` of the model and ``macs`` of the baseline
-    (both fitted with the training folds' ``sample_weight``, on at most ``max_train`` of them)."""
+    (both fitted with the training folds' ``sample_weight``, on at most ``max_train`` of them;
+    ``groups``, a label per row, goes to the model's ``fit`` and ``predict_interval``)."""
     n = len(y)
     out = {key: np.empty(n) for key in ("predicted", "low", "high", "macs")}
     splits = fold_indices(n, folds, seed)
@@ -72,8 +74,13 @@ def cross_validate(make: Callable[[], Any], X: np.ndarray, y: np.ndarray, folds:
         if max_train is not None and len(train) > max_train:
             train = np.sort(rng.choice(train, max_train, replace=False))
         weight = None if sample_weight is None else sample_weight[train]
-        model = make().fit(X[train], y[train], sample_weight=weight)
-        out["predicted"][test], out["low"][test], out["high"][test] = model.predict_interval(X[test])
+        if groups is None:
+            model = make().fit(X[train], y[train], sample_weight=weight)
+            values = model.predict_interval(X[test])
+        else:
+            model = make().fit(X[train], y[train], sample_weight=weight, groups=groups[train])
+            values = model.predict_interval(X[test], groups[test])
+        out["predicted"][test], out["low"][test], out["high"][test] = values
         out["macs"][test] = MacsBaseline().fit(X[train], y[train], weight).predict(X[test])
         if on_fold is not None:
             on_fold(i + 1, len(splits))

@@ -12,12 +12,14 @@ says, which the source's latency alone, mixing work and overhead, cannot tell):
 
 with a strong prior towards a plain scaling of the sources' mean (ridge on ``b_s - 1/S`` and
 ``c``). The candidates are each source alone and all sources together, each at several ridge
-strengths, and the few-shot cost model (:class:`~predictors.fewshot.FewShotCalibrator`), which
-knows no source but fits a runtime whose cost is mostly per-kernel overhead better than any
-scaling of a compiled one does. Each is scored by leave-one-out on the device's own points, and
-the prediction averages the candidates' log latencies with pseudo-BMA+ weights (Yao et al. 2018:
-the Bayesian-bootstrapped leave-one-out log density of each candidate): with ten points, picking
-the single best candidate mostly picks noise (``benchmarks/new_device.py`` measures each part).
+strengths; each source plus a per-kernel overhead (``y = a source(x) + b launches(x)``, both
+non-negative: a runtime that spends a fixed time per convolution or matmul call, as eager
+PyTorch does, adds time that no power of a compiled source's latency follows); and the few-shot
+cost model (:class:`~predictors.fewshot.FewShotCalibrator`), which knows no source. Each is
+scored by leave-one-out on the device's own points, and the prediction averages the candidates'
+log latencies with pseudo-BMA+ weights (Yao et al. 2018: the Bayesian-bootstrapped
+leave-one-out log density of each candidate): with ten points, picking the single best
+candidate mostly picks noise (``benchmarks/new_device.py`` measures each part).
 Intervals are split-conformal from the leave-one-out
 residuals (the ``ceil((n + 1) coverage)``-th smallest absolute log residual, each point's under
 the weights the other points give), so they cover what they claim on points like the ones
@@ -30,19 +32,22 @@ megabytes; see :func:`predictors.store.load_predictor`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.optimize import nnls
 
 from predictors.features import FEATURE_INDEX
-from predictors.fewshot import FewShotCalibrator
+from predictors.fewshot import COST_TERMS, FewShotCalibrator, cost_design
 
 ALPHAS = (0.03, 0.3, 3.0, 30.0, 1e6)  # 1e6: the plain scaling of the source
 MIN_POINTS = 2  # its leave-one-out then fits on one point: the plain scaling
 BOOTSTRAP_DRAWS = 200  # Bayesian bootstrap draws of the pseudo-BMA+ weights
 MIN_WEIGHT = 1e-3  # candidates below this weight are dropped (and the rest renormalised)
 FEWSHOT = "fewshot"  # the candidate without a source
+OVERHEAD = "overhead"  # marks a source-plus-kernel-overhead candidate
+_LAUNCHES = list(COST_TERMS).index("compute_launches")
 _EPS = 1e-12
 
 
@@ -138,12 +143,8 @@ class TransferCalibrator:
         return {name: np.log(np.maximum(self.sources[name].predict(X), _EPS)) for name in names or self.sources}
 
     def _loo(self, z: np.ndarray, e: np.ndarray, t: np.ndarray, alpha: float, w: np.ndarray) -> np.ndarray:
-        out = np.empty(len(t))
-        for i in range(len(t)):
-            keep = np.arange(len(t)) != i
-            params = _fit_ridge(z[keep], e[keep], t[keep], alpha, w[keep])
-            out[i] = _predict_ridge(params, z[i:i + 1], e[i:i + 1])[0]
-        return out
+        return _leave_one_out(len(t), lambda keep, i: _predict_ridge(
+            _fit_ridge(z[keep], e[keep], t[keep], alpha, w[keep]), z[i:i + 1], e[i:i + 1])[0])
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> TransferCalibrator:
         y = np.asarray(y, dtype=float)
@@ -158,6 +159,10 @@ class TransferCalibrator:
                                             for group in groups for alpha in self.alphas]
         rows = [self._loo(np.column_stack([logs[name] for name in c["sources"]]), e, t, c["alpha"], w)
                 for c in candidates]
+        launches = cost_design(X)[:, _LAUNCHES]
+        for name in logs:
+            candidates.append({"sources": [name], OVERHEAD: True})
+            rows.append(_overhead_loo(np.exp(logs[name]), launches, y, w))
         if self.fewshot:
             fewshot = FewShotCalibrator(self.prior).fit(X, y, sample_weight=w)
             candidates.append({FEWSHOT: fewshot})
@@ -171,7 +176,9 @@ class TransferCalibrator:
         self.mixture_ = []
         for c, weight in sorted(zip(kept, weights), key=lambda item: -item[1]):
             part = {**candidates[c], "weight": float(weight)}
-            if "sources" in part:
+            if part.get(OVERHEAD):
+                part["params"] = _fit_overhead(np.exp(logs[part["sources"][0]]), launches, y, w)
+            elif "sources" in part:
                 z = np.column_stack([logs[name] for name in part["sources"]])
                 part["params"] = _fit_ridge(z, e, t, part["alpha"], w)
             self.mixture_.append(part)
@@ -192,12 +199,13 @@ class TransferCalibrator:
             for name in part.get("sources", ()):
                 share[name] += part["weight"] / len(part["sources"])
         self.source_ = max(share, key=share.get)
-        self.alpha_ = next((part["alpha"] for part in self.mixture_ if "sources" in part), None)
+        self.alpha_ = next((part["alpha"] for part in self.mixture_ if "alpha" in part), None)
 
     @property
     def source_weights(self) -> dict[str, float]:
         """Weight of each candidate group in the prediction, summed over its ridge strengths:
-        a source's name, ``a+b`` for sources together, ``fewshot`` for the cost model."""
+        a source's name, ``a+b`` for sources together, ``a + kernel overhead`` for a source plus
+        a time per kernel, ``fewshot`` for the cost model."""
         out: dict[str, float] = {}
         for part in self.mixture_:
             key = _group(part)
@@ -208,10 +216,13 @@ class TransferCalibrator:
         e = extras(X)
         names = {name for part in self.mixture_ for name in part.get("sources", ())}
         logs = self._source_logs(X, sorted(names))
+        launches = cost_design(X)[:, _LAUNCHES]
         total = np.zeros(len(X))
         for part in self.mixture_:
             if FEWSHOT in part:
                 total += part["weight"] * np.log(part[FEWSHOT].predict(X))
+            elif part.get(OVERHEAD):
+                total += part["weight"] * _predict_overhead(part["params"], np.exp(logs[part["sources"][0]]), launches)
             else:
                 z = np.column_stack([logs[name] for name in part["sources"]])
                 total += part["weight"] * _predict_ridge(part["params"], z, e)
@@ -258,11 +269,40 @@ def _part_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _group(part: Mapping[str, Any]) -> str:
-    return FEWSHOT if FEWSHOT in part else "+".join(part["sources"])
+    if FEWSHOT in part:
+        return FEWSHOT
+    return "+".join(part["sources"]) + (" + kernel overhead" if part.get(OVERHEAD) else "")
 
 
 def _label(candidate: Mapping[str, Any]) -> str:
-    return FEWSHOT if FEWSHOT in candidate else f"{_group(candidate)}@{candidate['alpha']:g}"
+    return f"{_group(candidate)}@{candidate['alpha']:g}" if "alpha" in candidate else _group(candidate)
+
+
+def _fit_overhead(source_ms: np.ndarray, launches: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, float]:
+    """y = scale * source + per_launch_ms * launches, both non-negative, by weighted least
+    squares on the relative error."""
+    root = np.sqrt(w)
+    design = np.column_stack([source_ms, launches]) / y[:, None] * root[:, None]
+    (scale, per_launch), _ = nnls(design, root)
+    return {"scale": float(scale), "per_launch_ms": float(per_launch)}
+
+
+def _predict_overhead(params: Mapping[str, float], source_ms: np.ndarray, launches: np.ndarray) -> np.ndarray:
+    """Log latency of a source-plus-overhead part."""
+    return np.log(np.maximum(params["scale"] * source_ms + params["per_launch_ms"] * launches, _EPS))
+
+
+def _overhead_loo(source_ms: np.ndarray, launches: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return _leave_one_out(len(y), lambda keep, i: _predict_overhead(
+        _fit_overhead(source_ms[keep], launches[keep], y[keep], w[keep]), source_ms[i:i + 1], launches[i:i + 1])[0])
+
+
+def _leave_one_out(n: int, predict_left_out: Callable[[np.ndarray, int], float]) -> np.ndarray:
+    """Each point's prediction by a fit on the others (``keep``: the mask of the others)."""
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = predict_left_out(np.arange(n) != i, i)
+    return out
 
 
 def mixture_sources(data: Mapping[str, Any]) -> list[str]:

@@ -192,6 +192,48 @@ def test_regressor_rejects_bad_hyper_parameters():
         LatencyRegressor().fit(X, -y)
 
 
+def test_a_group_with_wider_residuals_gets_wider_intervals_and_none_narrower():
+    configs, X, _ = synthetic(1200, seed=11)
+    groups = np.array(["quiet", "noisy"] * 600, dtype=object)
+    noise = np.where(groups == "noisy", 0.08, 0.01) * np.random.default_rng(11).standard_normal(len(configs))
+    y = TRUE_COST.predict(X) * np.exp(noise)
+    train, test = slice(0, 600), slice(600, None)
+    pooled = LatencyRegressor(kind="ridge").fit(X[train], y[train])
+    grouped = LatencyRegressor(kind="ridge").fit(X[train], y[train], groups=groups[train])
+    assert grouped.group_scales_["noisy"] > grouped.interval_scale_ == pooled.interval_scale_
+    assert grouped.group_scales_["quiet"] == grouped.interval_scale_  # its own quantile is smaller
+    noisy = groups[test] == "noisy"
+
+    def coverage(model, *args):
+        _, low, high = model.predict_interval(X[test], *args)
+        inside = (low <= y[test]) & (y[test] <= high)
+        return 100 * inside[noisy].mean(), 100 * inside[~noisy].mean()
+
+    pooled_noisy, pooled_quiet = coverage(pooled)
+    grouped_noisy, grouped_quiet = coverage(grouped, groups[test])
+    assert pooled_noisy < 85 and 85 <= grouped_noisy <= 95
+    assert grouped_quiet == pooled_quiet
+    restored = LatencyRegressor.from_dict(json.loads(json.dumps(grouped.to_dict())))
+    assert restored.group_scales_ == grouped.group_scales_
+    older = {key: value for key, value in grouped.to_dict().items() if key != "group_interval_scales"}
+    assert LatencyRegressor.from_dict(older).group_scales_ == {}  # stored before group scales: pooled only
+
+
+def test_a_predictor_applies_the_scale_of_each_config_family():
+    from search_spaces.mcga.config import MCGAConfig
+
+    configs, X, y = synthetic(200, seed=12)
+    estimator = LatencyRegressor(kind="ridge").fit(X, y, groups=["lowformer"] * len(y))
+    estimator.group_scales_ = {"lowformer": 2 * estimator.interval_scale_}  # as if its residuals ran wide
+    batch = configs[:5] + [MCGAConfig()] + configs[:2]
+    _, low, high = LatencyPredictor(estimator, "d", "ort", 1, 1, "ridge").predict(batch)
+    want = estimator.predict_interval(OpFeaturizer().transform(batch), ["lowformer"] * 5 + ["mcga"] + ["lowformer"] * 2)
+    np.testing.assert_allclose(low, want[1], rtol=1e-12)
+    np.testing.assert_allclose(high, want[2], rtol=1e-12)
+    pooled = estimator.predict_interval(OpFeaturizer().transform(batch))
+    assert high[5] == pytest.approx(pooled[2][5]) and np.all(np.delete(high > pooled[2], 5))
+
+
 # -- few-shot ----------------------------------------------------------------------------------
 
 def test_few_shot_calibration_transfers_a_prior_to_a_slower_device():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from explorer.devices import DeviceProfile, add_device
 from explorer.measure import Job, JobResult, ProtocolResult, record_result, summarize
 from predictors import load_predictor, train_predictor
 from predictors.features import OpFeaturizer
-from predictors.fewshot import CostModel
+from predictors.fewshot import COST_TERMS, CostModel, cost_design
 from predictors.latency import NoPredictorError
 from predictors.metrics import regression_metrics
 from predictors.transfer import TransferCalibrator, pseudo_bma_weights
@@ -85,6 +86,22 @@ def test_candidate_weights_follow_the_leave_one_out_fit():
     assert twins == pytest.approx([0.5, 0.5], abs=0.05)
 
 
+def test_a_runtime_with_a_time_per_kernel_is_fitted_as_source_plus_overhead():
+    """An eager runtime: the compiled source's time scaled, plus a fixed cost per convolution or
+    matmul call, which no power of the source's latency follows across model sizes."""
+    _, X, _ = synthetic(120, seed=15)
+    launches = cost_design(X)[:, list(COST_TERMS).index("compute_launches")]
+    y = 1.3 * Oracle().predict(X) + 0.05 * launches
+    model = TransferCalibrator({"source": Oracle()}).fit(X[:12], y[:12])
+    assert model.source_weights["source + kernel overhead"] > 0.5
+    overhead = next(part for part in model.mixture_ if part.get("overhead"))
+    assert overhead["params"]["scale"] == pytest.approx(1.3, rel=0.05)
+    assert overhead["params"]["per_launch_ms"] == pytest.approx(0.05, rel=0.1)
+    assert regression_metrics(y[12:], model.predict(X[12:]))["mape"] < 1.0
+    again = TransferCalibrator.from_dict(json.loads(json.dumps(model.to_dict())), {"source": Oracle()})
+    np.testing.assert_allclose(again.predict(X), model.predict(X))
+
+
 def test_transfers_stored_in_earlier_layouts_still_load():
     _, X, _ = synthetic(20, seed=14)
     model = TransferCalibrator({"source": Oracle()}, alphas=(30.0,), fewshot=False).fit(X, BOARD.predict(X))
@@ -102,7 +119,8 @@ def test_transfers_stored_in_earlier_layouts_still_load():
 
 def test_sources_together_and_the_cost_model_are_candidates():
     """A board whose latency mixes two sources' is fitted best by both together; one whose cost
-    is kernel overhead the sources do not weigh by the few-shot cost model."""
+    is kernel overhead the sources do not weigh by the candidates that count kernels (the
+    few-shot cost model, and a source plus a time per kernel)."""
     _, X, _ = synthetic(60, seed=15)
     slow_kernels = CostModel({**TRUE_COST.to_dict(), "compute_launches": 0.5, "elementwise_launches": 0.2})
     sources = {"a": Oracle(), "b": type("Launches", (), {"predict": lambda self, X: slow_kernels.predict(X)})()}
@@ -115,7 +133,9 @@ def test_sources_together_and_the_cost_model_are_candidates():
     overhead = CostModel({**{k: 0.0 for k in TRUE_COST.to_dict()}, "compute_launches": 0.3,
                           "elementwise_launches": 0.1, "dense_macs": 1e-9})
     model = TransferCalibrator({"a": Oracle()}).fit(X[:12], overhead.predict(X[:12]))
-    assert model.source_weights.get("fewshot", 0.0) > 0.5
+    weights = model.source_weights
+    assert weights.get("fewshot", 0.0) + weights.get("a + kernel overhead", 0.0) > 0.9
+    assert regression_metrics(overhead.predict(X[12:]), model.predict(X[12:]))["mape"] < 5.0
 
 
 def test_round_trip_and_too_few_points():
@@ -271,3 +291,6 @@ def test_new_device_benchmark_quick(capsys, monkeypatch):
         assert transfer["spearman"] > macs["spearman"] and transfer["mape"] < macs["mape"]
         assert transfer["coverage"] is not None and macs["coverage"] is None
     assert set(result["targets_at_k10"]["chosen"]) == {"all", "ort-t1", "ort-t2", "torch", "torchscript"}
+    own = result["own_data_reference"]
+    assert set(own) == {"ort-t1", "ort-t2", "torch", "torchscript"}
+    assert all(m["n"] == 300 and 0 < m["mape"] < 50 for m in own.values())
