@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from explorer.architectures import FAMILIES, family_of  # noqa: E402
+from explorer.architectures import FAMILIES  # noqa: E402
 from explorer.db import Measurement, open_database  # noqa: E402
 from predictors.features import OpFeaturizer  # noqa: E402
-from predictors.latency import DEFAULT_KIND, make_estimator  # noqa: E402
+from predictors.latency import DEFAULT_KIND, interval_groups, make_estimator  # noqa: E402
 from predictors.metrics import MacsBaseline, regression_metrics  # noqa: E402
 from predictors.store import TARGETS as LATENCY_TARGETS  # noqa: E402
 from predictors.store import load_training_set, repeatability, setup_rows, target_latencies  # noqa: E402
@@ -65,7 +65,7 @@ def run(args) -> int:
     with db.session() as session:
         data = load_training_set(session, args.device)
         random = random_ids(session, data.setup.device)
-    families = np.array([family_of(c.space) for c in data.configs])
+    families = interval_groups(data.configs)  # the groups training calibrates intervals on
     X = OpFeaturizer().transform(data.configs)
     y = data.latency_ms
     print(f"device {data.setup.device} ({data.setup.backend}, batch {data.setup.batch}, {data.setup.threads} thread(s)); "

@@ -105,13 +105,17 @@ def _matrix(host: HostData, keys: Sequence[str]) -> np.ndarray:
     return np.stack([host.features[k] for k in keys])
 
 
+def rich_estimator(seed: int, rounds: int):
+    """An unfitted predictor of the kind ``explorer predictor train`` gives a rich device."""
+    return make_estimator(DEFAULT_KIND, **{**estimator_params(DEFAULT_KIND, seed), "n_estimators": rounds})
+
+
 def train_sources(host: HostData, exclude: set[str], seed: int, rounds: int) -> dict:
     """A predictor of the rich-device kind per setup, on its architectures outside ``exclude``."""
     out = {}
     for name, latency in host.latency.items():
         keys = [k for k in latency if k not in exclude]
-        params = {**estimator_params(DEFAULT_KIND, seed), "n_estimators": rounds}
-        out[name] = make_estimator(DEFAULT_KIND, **params).fit(
+        out[name] = rich_estimator(seed, rounds).fit(
             _matrix(host, keys), np.array([latency[k] for k in keys]),
             sample_weight=np.array([host.weights[name][k] for k in keys]))
     return out
@@ -125,8 +129,7 @@ def own_data_reference(host: HostData, rounds: int, folds: int = 5) -> dict[str,
     out = {}
     for name, latency in host.latency.items():
         y = np.array([latency[k] for k in keys])
-        params = {**estimator_params(DEFAULT_KIND, 0), "n_estimators": rounds}
-        cv = cross_validate(lambda: make_estimator(DEFAULT_KIND, **params), X, y, folds,
+        cv = cross_validate(lambda: rich_estimator(0, rounds), X, y, folds,
                             sample_weight=np.array([host.weights[name][k] for k in keys]))
         metrics = regression_metrics(y, cv["predicted"], cv["low"], cv["high"])
         out[name] = {m: metrics[m] for m in ("n", *METRICS)}

@@ -120,7 +120,10 @@ class FewShotCalibrator:
 
         return optimize.least_squares(residuals, start, method="trf").x
 
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> FewShotCalibrator:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
+            groups: object = None) -> FewShotCalibrator:
+        """``groups`` is accepted for a common estimator interface and unused: a few points
+        calibrate one interval by leave-one-out over all of them."""
         """``sample_weight``: trust per point, e.g. lower for reconstructed architectures."""
         if self.strength <= 0:
             raise ValueError(f"strength must be > 0 (a prior is what makes few points enough); got {self.strength}")
@@ -143,7 +146,7 @@ class FewShotCalibrator:
         terms = self._prior_terms(X)
         return np.maximum(np.exp(self.params_[0]) * (terms @ np.exp(self.params_[1:])), _FLOOR_MS)
 
-    def predict_interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict_interval(self, X: np.ndarray, groups: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         median = self.predict(X)
         half = stats.norm.ppf(0.5 + self.coverage / 2) * self.log_sigma_
         return median, median * np.exp(-half), median * np.exp(half)

@@ -389,7 +389,7 @@ class LatencyPredictor:
         distinct config: a search proposes many configs again)."""
         configs = list(configs)
         distinct, inverse = self.featurizer.transform_distinct(configs)
-        groups = None
+        groups = None  # looked up only for a model with group scales: a per-config cost otherwise wasted
         if getattr(self.estimator, "group_scales_", None):
             one_of = np.empty(len(distinct), dtype=np.int64)
             one_of[inverse] = np.arange(len(inverse))  # a config of each distinct row (all are equal)
@@ -399,6 +399,4 @@ class LatencyPredictor:
         # stay below the size BLAS threads at, and skip the 10-40 us the limit costs
         one_thread = len(distinct) >= _BATCH_ROWS
         with self._threadpools.limit(limits=1, user_api="blas") if one_thread else nullcontext():
-            values = (self.estimator.predict_interval(distinct) if groups is None
-                      else self.estimator.predict_interval(distinct, groups))
-            return tuple(column[inverse] for column in values)
+            return tuple(column[inverse] for column in self.estimator.predict_interval(distinct, groups))

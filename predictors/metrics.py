@@ -74,13 +74,9 @@ def cross_validate(make: Callable[[], Any], X: np.ndarray, y: np.ndarray, folds:
         if max_train is not None and len(train) > max_train:
             train = np.sort(rng.choice(train, max_train, replace=False))
         weight = None if sample_weight is None else sample_weight[train]
-        if groups is None:
-            model = make().fit(X[train], y[train], sample_weight=weight)
-            values = model.predict_interval(X[test])
-        else:
-            model = make().fit(X[train], y[train], sample_weight=weight, groups=groups[train])
-            values = model.predict_interval(X[test], groups[test])
-        out["predicted"][test], out["low"][test], out["high"][test] = values
+        model = make().fit(X[train], y[train], sample_weight=weight, groups=None if groups is None else groups[train])
+        out["predicted"][test], out["low"][test], out["high"][test] = model.predict_interval(
+            X[test], None if groups is None else groups[test])
         out["macs"][test] = MacsBaseline().fit(X[train], y[train], weight).predict(X[test])
         if on_fold is not None:
             on_fold(i + 1, len(splits))

@@ -272,12 +272,6 @@ def estimator_params(kind: str, seed: int, prior: dict[str, float] | None = None
     return {"random_state": seed}
 
 
-def fit_groups(kind: str, configs: Sequence[ArchConfig]) -> np.ndarray | None:
-    """Interval groups for a kind fitted on many points; few-point kinds calibrate by
-    leave-one-out over all their points together."""
-    return None if kind in FEW_POINT_KINDS else interval_groups(configs)
-
-
 def evaluate(data: TrainingSet, kind: str, folds: int = 5, seed: int = 0, prior: dict[str, float] | None = None,
              on_fold: Callable[[int, int], None] | None = None, max_train: int | None = None,
              features: np.ndarray | None = None, sources: Sources | None = None) -> dict[str, Any]:
@@ -296,7 +290,7 @@ def evaluate(data: TrainingSet, kind: str, folds: int = 5, seed: int = 0, prior:
     folds = n if kind in FEW_POINT_KINDS else folds
     params = estimator_params(kind, seed, prior, sources)
     cv = cross_validate(lambda: make_estimator(kind, **params), X, data.latency_ms, folds, seed, on_fold,
-                        data.weights, max_train, fit_groups(kind, data.configs))
+                        data.weights, max_train, interval_groups(data.configs))
     y = data.latency_ms
     exact = np.asarray(data.exact)
     by_family = {} if kind in FEW_POINT_KINDS else family_metrics(data, X, cv, kind, seed)
@@ -430,10 +424,8 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
     metrics["alternatives"] = {k: {"model": m["model"], "protocol": m["protocol"]} for k, m in evaluated.items()
                                if k != kind}
     params = estimator_params(kind, seed, coefficients, sources)
-    groups = fit_groups(kind, data.configs)
     estimator = make_estimator(kind, **params).fit(OpFeaturizer().transform(data.configs), data.latency_ms,
-                                                   sample_weight=data.weights,
-                                                   **({} if groups is None else {"groups": groups}))
+                                                   sample_weight=data.weights, groups=interval_groups(data.configs))
     if kind == "transfer":
         source_id = sources[estimator.source_][0]
         with db.session() as session:

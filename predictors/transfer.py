@@ -146,7 +146,9 @@ class TransferCalibrator:
         return _leave_one_out(len(t), lambda keep, i: _predict_ridge(
             _fit_ridge(z[keep], e[keep], t[keep], alpha, w[keep]), z[i:i + 1], e[i:i + 1])[0])
 
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> TransferCalibrator:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
+            groups: object = None) -> TransferCalibrator:
+        """``groups``: unused, as in :meth:`FewShotCalibrator.fit`."""
         y = np.asarray(y, dtype=float)
         t = np.log(y)
         w = np.ones(len(t)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
@@ -228,7 +230,7 @@ class TransferCalibrator:
                 total += part["weight"] * _predict_ridge(part["params"], z, e)
         return np.exp(total)
 
-    def predict_interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict_interval(self, X: np.ndarray, groups: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         median = self.predict(X)
         return median, median * math.exp(-self.log_half_width_), median * math.exp(self.log_half_width_)
 

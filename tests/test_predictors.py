@@ -116,9 +116,9 @@ def test_a_batch_predicts_with_one_blas_thread():
     seen = []
     inner = predictor.estimator.predict_interval
 
-    def recording(rows):
+    def recording(rows, groups=None):
         seen.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
-        return inner(rows)
+        return inner(rows, groups)
 
     predictor.estimator.predict_interval = recording
     with threadpool_limits(limits=2, user_api="blas"):
