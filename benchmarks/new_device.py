@@ -11,7 +11,9 @@ campaigns); the new device's calibration points are picked from the other half, 
 is scored on the rest of that half. So no source has seen an architecture it is scored on:
 stricter than real use, where the rich device may well have measured the architectures a user
 asks about. Calibration points are picked at random or by
-:func:`predictors.calibration_points.choose_calibration_points` (``chosen``).
+:func:`predictors.calibration_points.choose_calibration_points` (``chosen``: the medoids of the
+half in the transfer's design, what ``explorer measure --strategy calibrate`` measures). The
+transfer gets the backbone family of each point, as ``explorer predictor train`` gives it.
 
 Beside, a reference no transfer can be expected to beat: each setup's own rich-device predictor,
 cross-validated (5 folds) on its 300 shared architectures, so trained on 240 of its own points.
@@ -53,7 +55,7 @@ from explorer.db import open_database  # noqa: E402
 from predictors.calibration_points import choose_calibration_points  # noqa: E402
 from predictors.features import OpFeaturizer  # noqa: E402
 from predictors.fewshot import FewShotCalibrator  # noqa: E402
-from predictors.latency import DEFAULT_KIND, LatencyRegressor, make_estimator  # noqa: E402
+from predictors.latency import DEFAULT_KIND, LatencyRegressor, interval_groups, make_estimator  # noqa: E402
 from predictors.metrics import MacsBaseline, cross_validate, regression_metrics  # noqa: E402
 from predictors.store import estimator_params, load_training_set  # noqa: E402
 from predictors.transfer import TransferCalibrator  # noqa: E402
@@ -79,11 +81,13 @@ class Setting:
 
 @dataclass(frozen=True)
 class HostData:
-    """Per setup, arch id -> measured ms; op-table features of every architecture; the shared ids."""
+    """Per setup, arch id -> measured ms; op-table features and backbone family of every
+    architecture; the shared ids."""
 
     latency: Mapping[str, Mapping[str, float]]
     weights: Mapping[str, Mapping[str, float]]
     features: Mapping[str, np.ndarray]
+    families: Mapping[str, str]
     shared: tuple[str, ...]
 
 
@@ -95,10 +99,11 @@ def load_host(db_url: str | None) -> HostData:
     configs = {key: config for data in sets.values() for key, config in zip(data.arch_ids, data.configs)}
     keys = sorted(configs)
     X = OpFeaturizer().transform([configs[k] for k in keys])
+    families = interval_groups([configs[k] for k in keys])
     shared = set.intersection(*(set(data.arch_ids) for data in sets.values()))
     return HostData({name: dict(zip(d.arch_ids, d.latency_ms.tolist())) for name, d in sets.items()},
                     {name: dict(zip(d.arch_ids, d.weights.tolist())) for name, d in sets.items()},
-                    dict(zip(keys, X)), tuple(sorted(shared)))
+                    dict(zip(keys, X)), dict(zip(keys, families)), tuple(sorted(shared)))
 
 
 def _matrix(host: HostData, keys: Sequence[str]) -> np.ndarray:
@@ -136,12 +141,15 @@ def own_data_reference(host: HostData, rounds: int, folds: int = 5) -> dict[str,
     return out
 
 
-def fit_and_score(method: str, sources: Mapping, X_fit: np.ndarray, y_fit: np.ndarray, X_test: np.ndarray,
-                  y_test: np.ndarray) -> dict[str, float]:
+def fit_and_score(method: str, sources: Mapping, X: np.ndarray, y: np.ndarray, families: np.ndarray,
+                  fit: np.ndarray, test: np.ndarray) -> dict[str, float]:
+    """A method fitted on the rows ``fit`` and scored on the rows ``test`` (the transfer with the
+    backbone family of each row, as ``explorer predictor train`` and ``predict`` give it)."""
     if method == "macs":
-        return regression_metrics(y_test, MacsBaseline().fit(X_fit, y_fit).predict(X_test))
+        return regression_metrics(y[test], MacsBaseline().fit(X[fit], y[fit]).predict(X[test]))
     model = FewShotCalibrator() if method == "fewshot" else TransferCalibrator(sources)
-    return regression_metrics(y_test, *model.fit(X_fit, y_fit).predict_interval(X_test))
+    model.fit(X[fit], y[fit], groups=families[fit])
+    return regression_metrics(y[test], *model.predict_interval(X[test], families[test]))
 
 
 def run_repeat(host: HostData, setting: Setting, repeat: int, on_target=None) -> list[dict]:
@@ -152,6 +160,7 @@ def run_repeat(host: HostData, setting: Setting, repeat: int, on_target=None) ->
     pool = [host.shared[i] for i in order[half:]]
     models = train_sources(host, set(pool), repeat, setting.source_rounds)
     X_pool = _matrix(host, pool)
+    families = np.array([host.families[k] for k in pool], dtype=object)
     rows = []
     for target in SETUPS:
         y_pool = np.array([host.latency[target][k] for k in pool])
@@ -162,7 +171,7 @@ def run_repeat(host: HostData, setting: Setting, repeat: int, on_target=None) ->
             for pick, fit in picks.items():
                 test = np.setdiff1d(np.arange(len(pool)), fit)
                 for method in METHODS:
-                    scores = fit_and_score(method, sources, X_pool[fit], y_pool[fit], X_pool[test], y_pool[test])
+                    scores = fit_and_score(method, sources, X_pool, y_pool, families, fit, test)
                     rows.append({"repeat": repeat, "target": target, "k": k, "picks": pick, "method": method,
                                  **{m: scores.get(m) for m in ("n", *METRICS)}})
         if on_target is not None:

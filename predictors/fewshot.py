@@ -122,9 +122,9 @@ class FewShotCalibrator:
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
             groups: object = None) -> FewShotCalibrator:
-        """``groups`` is accepted for a common estimator interface and unused: a few points
+        """``sample_weight``: trust per point, e.g. lower for reconstructed architectures.
+        ``groups`` is accepted for a common estimator interface and unused: a few points
         calibrate one interval by leave-one-out over all of them."""
-        """``sample_weight``: trust per point, e.g. lower for reconstructed architectures."""
         if self.strength <= 0:
             raise ValueError(f"strength must be > 0 (a prior is what makes few points enough); got {self.strength}")
         terms = self._prior_terms(X)
@@ -141,6 +141,9 @@ class FewShotCalibrator:
         errors = np.log(self.loo_predictions_) - log_y
         self.log_sigma_ = max(float(np.sqrt(np.average(errors ** 2, weights=weight))), self.min_log_sigma)
         return self
+
+    #: predictions and intervals do not depend on the group of a row
+    uses_groups = False
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         terms = self._prior_terms(X)

@@ -277,6 +277,11 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
                 if len(own) >= MIN_GROUP_POINTS:
                     self.group_scales_[str(group)] = max(self.interval_scale_, float(np.quantile(own, self.coverage)))
 
+    @property
+    def uses_groups(self) -> bool:
+        """Whether intervals depend on the group of each row (a group has a scale of its own)."""
+        return bool(self.group_scales_)
+
     def _log_predictions(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=float)
         Z = _log_features(X)
@@ -389,8 +394,8 @@ class LatencyPredictor:
         distinct config: a search proposes many configs again)."""
         configs = list(configs)
         distinct, inverse = self.featurizer.transform_distinct(configs)
-        groups = None  # looked up only for a model with group scales: a per-config cost otherwise wasted
-        if getattr(self.estimator, "group_scales_", None):
+        groups = None  # looked up only for a model that uses them: a per-config cost otherwise wasted
+        if self.estimator.uses_groups:
             one_of = np.empty(len(distinct), dtype=np.int64)
             one_of[inverse] = np.arange(len(inverse))  # a config of each distinct row (all are equal)
             groups = interval_groups([configs[i] for i in one_of])

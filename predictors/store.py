@@ -433,7 +433,9 @@ def train_predictor(db: Database, device: str, kind: str | None = None, *, backe
         metrics["transfer_source"] = {"device": source_device(estimator.source_), "predictor_id": source_id,
                                       "kind": source_kind, "ridge_alpha": estimator.alpha_,
                                       "weights": {key: round(weight, 4) for key, weight in
-                                                  estimator.source_weights.items()}}
+                                                  estimator.source_weights.items()},
+                                      "family_factors": {family: round(factor, 4) for family, factor in
+                                                         estimator.family_factors.items()}}
     setup = data.setup
     row = Predictor(device=setup.device, backend=setup.backend, batch=setup.batch, threads=setup.threads,
                     kind=kind, feature_version=FEATURE_VERSION,

@@ -25,6 +25,16 @@ residuals (the ``ceil((n + 1) coverage)``-th smallest absolute log residual, eac
 the weights the other points give), so they cover what they claim on points like the ones
 measured.
 
+Given the backbone family of each point (``groups``), each candidate also gets an offset per
+family: its mean leave-one-out log residual on the family's points, shrunk towards zero as a
+random effect (sum over ``n_f + FAMILY_SHRINKAGE``). How much one runtime is faster than another
+depends on the family beyond what the op table tells (on the development host, PyTorch eager
+runs FMViT slower and MCGA faster than ONNX Runtime's latencies say; the offsets of the families
+spread about as widely as the residuals within one, hence a shrinkage of one point). A
+candidate's leave-one-out prediction of a point takes the offset from the other points of its
+family only, so the weights and intervals score the offsets too; a family without calibration
+points gets none.
+
 Sources are stored by reference (their predictor row ids), not copied: a source model is
 megabytes; see :func:`predictors.store.load_predictor`.
 """
@@ -32,7 +42,7 @@ megabytes; see :func:`predictors.store.load_predictor`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -45,8 +55,10 @@ ALPHAS = (0.03, 0.3, 3.0, 30.0, 1e6)  # 1e6: the plain scaling of the source
 MIN_POINTS = 2  # its leave-one-out then fits on one point: the plain scaling
 BOOTSTRAP_DRAWS = 200  # Bayesian bootstrap draws of the pseudo-BMA+ weights
 MIN_WEIGHT = 1e-3  # candidates below this weight are dropped (and the rest renormalised)
+FAMILY_SHRINKAGE = 1.0  # a family's offset: its residuals' sum over (its points + this)
 FEWSHOT = "fewshot"  # the candidate without a source
 OVERHEAD = "overhead"  # marks a source-plus-kernel-overhead candidate
+OFFSETS = "family_offsets"  # a part's log offset per family
 _LAUNCHES = list(COST_TERMS).index("compute_launches")
 _EPS = 1e-12
 
@@ -147,8 +159,9 @@ class TransferCalibrator:
             _fit_ridge(z[keep], e[keep], t[keep], alpha, w[keep]), z[i:i + 1], e[i:i + 1])[0])
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
-            groups: object = None) -> TransferCalibrator:
-        """``groups``: unused, as in :meth:`FewShotCalibrator.fit`."""
+            groups: Sequence[str] | None = None) -> TransferCalibrator:
+        """``groups``: the backbone family of each point (:func:`predictors.latency.interval_groups`),
+        for offsets per family when the points span two families or more."""
         y = np.asarray(y, dtype=float)
         t = np.log(y)
         w = np.ones(len(t)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
@@ -156,9 +169,9 @@ class TransferCalibrator:
             raise ValueError(f"a transfer needs at least {MIN_POINTS} measured architectures, got {len(t)}")
         e = extras(X)
         logs = self._source_logs(X)
-        groups = [(name,) for name in logs] + ([tuple(logs)] if len(logs) > 1 else [])
-        candidates: list[dict[str, Any]] = [{"sources": list(group), "alpha": alpha}
-                                            for group in groups for alpha in self.alphas]
+        source_sets = [(name,) for name in logs] + ([tuple(logs)] if len(logs) > 1 else [])
+        candidates: list[dict[str, Any]] = [{"sources": list(names), "alpha": alpha}
+                                            for names in source_sets for alpha in self.alphas]
         rows = [self._loo(np.column_stack([logs[name] for name in c["sources"]]), e, t, c["alpha"], w)
                 for c in candidates]
         launches = cost_design(X)[:, _LAUNCHES]
@@ -170,6 +183,12 @@ class TransferCalibrator:
             candidates.append({FEWSHOT: fewshot})
             rows.append(np.log(fewshot.loo_predictions_))
         loo = np.stack(rows)
+        families = None if groups is None else np.asarray([str(g) for g in groups], dtype=object)
+        offsets: dict[str, np.ndarray] = {}
+        if families is not None and len(set(families)) > 1:
+            residuals = t - loo
+            loo = loo + _left_out_family_offsets(residuals, families, w)
+            offsets = _family_offsets(residuals, families, w)
         rmse = np.sqrt(np.average((loo - t) ** 2, axis=1, weights=w))
         self.selection_ = {_label(c): float(r) for c, r in zip(candidates, rmse)}
         weights = pseudo_bma_weights(loo, t, w)
@@ -177,7 +196,8 @@ class TransferCalibrator:
         weights = weights[kept] / weights[kept].sum()
         self.mixture_ = []
         for c, weight in sorted(zip(kept, weights), key=lambda item: -item[1]):
-            part = {**candidates[c], "weight": float(weight)}
+            part = {**candidates[c], "weight": float(weight),
+                    OFFSETS: {family: float(offset[c]) for family, offset in offsets.items()}}
             if part.get(OVERHEAD):
                 part["params"] = _fit_overhead(np.exp(logs[part["sources"][0]]), launches, y, w)
             elif "sources" in part:
@@ -214,13 +234,30 @@ class TransferCalibrator:
             out[key] = out.get(key, 0.0) + part["weight"]
         return out
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    @property
+    def family_factors(self) -> dict[str, float]:
+        """Per family with calibration points, the factor its offsets multiply the prediction by
+        (the parts' offsets weighed as the parts are): 0.8 means 20 % faster than the rest says."""
+        families = dict.fromkeys(family for part in self.mixture_ for family in part.get(OFFSETS, {}))
+        return {family: math.exp(sum(part["weight"] * part.get(OFFSETS, {}).get(family, 0.0)
+                                     for part in self.mixture_)) for family in families}
+
+    @property
+    def uses_groups(self) -> bool:
+        """Whether predictions depend on the family of each row (offsets were fitted)."""
+        return any(part.get(OFFSETS) for part in self.mixture_)
+
+    def predict(self, X: np.ndarray, groups: Sequence[str] | None = None) -> np.ndarray:
+        """Milliseconds; ``groups``, the family of each row, applies the offsets per family
+        (none without it)."""
         e = extras(X)
         names = {name for part in self.mixture_ for name in part.get("sources", ())}
         logs = self._source_logs(X, sorted(names))
         launches = cost_design(X)[:, _LAUNCHES]
         total = np.zeros(len(X))
         for part in self.mixture_:
+            if groups is not None and part.get(OFFSETS):
+                total += part["weight"] * np.array([part[OFFSETS].get(str(g), 0.0) for g in groups])
             if FEWSHOT in part:
                 total += part["weight"] * np.log(part[FEWSHOT].predict(X))
             elif part.get(OVERHEAD):
@@ -230,8 +267,9 @@ class TransferCalibrator:
                 total += part["weight"] * _predict_ridge(part["params"], z, e)
         return np.exp(total)
 
-    def predict_interval(self, X: np.ndarray, groups: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        median = self.predict(X)
+    def predict_interval(self, X: np.ndarray, groups: Sequence[str] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        median = self.predict(X, groups)
         return median, median * math.exp(-self.log_half_width_), median * math.exp(self.log_half_width_)
 
     def to_dict(self) -> dict[str, Any]:
@@ -255,7 +293,7 @@ class TransferCalibrator:
 
 def _part_to_dict(part: Mapping[str, Any]) -> dict[str, Any]:
     if FEWSHOT in part:
-        return {FEWSHOT: part[FEWSHOT].to_dict(), "weight": part["weight"]}
+        return {FEWSHOT: part[FEWSHOT].to_dict(), "weight": part["weight"], OFFSETS: part.get(OFFSETS, {})}
     return {**part, "params": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in part["params"].items()}}
 
 
@@ -263,7 +301,8 @@ def _part_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
     """A mixture part as :meth:`TransferCalibrator.fit` makes it; a part stored with one
     ``source`` (the layout before sources were combined) gets ``sources``."""
     if FEWSHOT in data:
-        return {FEWSHOT: FewShotCalibrator.from_dict(data[FEWSHOT]), "weight": data["weight"]}
+        return {FEWSHOT: FewShotCalibrator.from_dict(data[FEWSHOT]), "weight": data["weight"],
+                OFFSETS: data.get(OFFSETS, {})}
     part = {key: value for key, value in data.items() if key != "source"}
     part["sources"] = data["sources"] if "sources" in data else [data["source"]]
     part["params"] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in data["params"].items()}
@@ -297,6 +336,26 @@ def _predict_overhead(params: Mapping[str, float], source_ms: np.ndarray, launch
 def _overhead_loo(source_ms: np.ndarray, launches: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return _leave_one_out(len(y), lambda keep, i: _predict_overhead(
         _fit_overhead(source_ms[keep], launches[keep], y[keep], w[keep]), source_ms[i:i + 1], launches[i:i + 1])[0])
+
+
+def _family_offsets(residuals: np.ndarray, families: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Per family, each candidate's (row of ``residuals``) weighted log residual sum over the
+    family's weight plus ``FAMILY_SHRINKAGE``: the posterior mean of a normal random effect."""
+    out = {}
+    for family in dict.fromkeys(families):
+        own = families == family
+        out[family] = residuals[:, own] @ w[own] / (w[own].sum() + FAMILY_SHRINKAGE)
+    return out
+
+
+def _left_out_family_offsets(residuals: np.ndarray, families: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(candidates, n): the offset of each point's family from the family's other points."""
+    out = np.zeros_like(residuals)
+    for i, family in enumerate(families):
+        others = families == family
+        others[i] = False
+        out[:, i] = residuals[:, others] @ w[others] / (w[others].sum() + FAMILY_SHRINKAGE)
+    return out
 
 
 def _leave_one_out(n: int, predict_left_out: Callable[[np.ndarray, int], float]) -> np.ndarray:

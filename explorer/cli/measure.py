@@ -93,8 +93,8 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", required=True, help="device name or alias (see: explorer devices)")
     parser.add_argument("--n", type=int, default=None, help="number of architectures (all for presets/file)")
     parser.add_argument("--sampler", "--strategy", dest="sampler", default="random",
-                        help=f"one of {', '.join(SAMPLERS)}, uncertainty, calibrate (the points that pin a "
-                             "transfer from the richly measured devices down best; default random)")
+                        help=f"one of {', '.join(SAMPLERS)}, uncertainty, calibrate (architectures that represent "
+                             "the space for a transfer from the richly measured devices; default random)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--space", help="design space sampled by random/sobol (default lowformer) or whose "
                                         f"presets --sampler presets measures (default all): {', '.join(FLAT_SPACES)}")

@@ -104,8 +104,11 @@ def _print_metrics(title: str, metrics: dict) -> None:
         blend = (", weights " + ", ".join(f"{key} {weight:.0%}" for key, weight in weights.items())
                  if len(weights) > 1 else "")
         strength = "" if source.get("ridge_alpha") is None else f", ridge strength {source['ridge_alpha']:g}"
+        factors = source.get("family_factors", {})
+        offsets = ("; per family x " + ", ".join(f"{family} {factor:.2f}" for family, factor in factors.items())
+                   if factors else "")
         console.print(f"transfer from {source['device']} ({source.get('kind', 'default')} predictor "
-                      f"#{source['predictor_id']}{strength}{blend})", highlight=False)
+                      f"#{source['predictor_id']}{strength}{blend}{offsets})", highlight=False)
     down, exact = metrics.get("down_weighted"), metrics.get("exact_only")
     if down:
         console.print(f"{down['rows']} rows trained at weight {down['weight']:g}: {down['reason']}"
