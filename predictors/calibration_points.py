@@ -7,10 +7,11 @@ architecture should have a measured one like it, in the space of the transfer's 
 sources' latencies and the op mix, standardised). The picks minimise the summed distance of the
 candidates to their nearest picked or already measured architecture (the k-medoids objective),
 greedily: each next pick is the one that lowers that sum most. On the development host's
-new-device benchmark (``benchmarks/new_device.py``) such picks beat random ones at k = 10; a
-V-optimal design of the transfer's linear model, which this module used before, picked the edges
-of the design, whose leave-one-out errors overstate a typical architecture's (its intervals
-covered 100 %) and whose held-out error was worse than random picks'.
+new-device benchmark (``benchmarks/new_device.py``) such picks score about as well as random ones
+at k = 10 and better at k = 5, with intervals that cover what they claim; a V-optimal design of
+the transfer's linear model, which this module used before, picked the edges of the design, whose
+leave-one-out errors overstate a typical architecture's (its intervals covered 100 %), and scored
+worse than random picks.
 """
 
 from __future__ import annotations
