@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from predictors.transfer import SourceModel, extras
 from search_spaces.base import ArchConfig, KnobError
@@ -55,10 +56,9 @@ def choose_calibration_points(X: np.ndarray, sources: Mapping[str, SourceModel],
     known = np.empty((0, X.shape[1])) if measured is None else np.atleast_2d(measured)
     design = calibration_design(np.vstack([X, known]), sources)
     candidates, done = design[: len(X)], design[len(X):]
-    distance = np.sqrt(((candidates[:, None, :] - candidates[None, :, :]) ** 2).sum(axis=-1))
-    nearest = np.full(len(X), np.inf)  # each candidate's distance to its closest picked or measured one
-    for row in done:
-        nearest = np.minimum(nearest, np.sqrt(((candidates - row) ** 2).sum(axis=1)))
+    distance = cdist(candidates, candidates)
+    # each candidate's distance to its closest picked or measured architecture
+    nearest = cdist(candidates, done).min(axis=1) if len(done) else np.full(len(X), np.inf)
     picked: list[int] = []
     for _ in range(n):
         total = np.minimum(distance, nearest).sum(axis=1)  # the summed distance after picking each row

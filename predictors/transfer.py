@@ -186,9 +186,8 @@ class TransferCalibrator:
         families = None if groups is None else np.asarray([str(g) for g in groups], dtype=object)
         offsets: dict[str, np.ndarray] = {}
         if families is not None and len(set(families)) > 1:
-            residuals = t - loo
-            loo = loo + _left_out_family_offsets(residuals, families, w)
-            offsets = _family_offsets(residuals, families, w)
+            offsets, left_out = _family_offsets(t - loo, families, w)
+            loo = loo + left_out
         rmse = np.sqrt(np.average((loo - t) ** 2, axis=1, weights=w))
         self.selection_ = {_label(c): float(r) for c, r in zip(candidates, rmse)}
         weights = pseudo_bma_weights(loo, t, w)
@@ -234,13 +233,20 @@ class TransferCalibrator:
             out[key] = out.get(key, 0.0) + part["weight"]
         return out
 
+    def _family_log_offsets(self) -> dict[str, float]:
+        """Per family with calibration points, the parts' log offsets weighed as the parts are
+        (the prediction averages the parts' log latencies, so it shifts by exactly this)."""
+        out: dict[str, float] = {}
+        for part in self.mixture_:
+            for family, offset in part.get(OFFSETS, {}).items():
+                out[family] = out.get(family, 0.0) + part["weight"] * offset
+        return out
+
     @property
     def family_factors(self) -> dict[str, float]:
-        """Per family with calibration points, the factor its offsets multiply the prediction by
-        (the parts' offsets weighed as the parts are): 0.8 means 20 % faster than the rest says."""
-        families = dict.fromkeys(family for part in self.mixture_ for family in part.get(OFFSETS, {}))
-        return {family: math.exp(sum(part["weight"] * part.get(OFFSETS, {}).get(family, 0.0)
-                                     for part in self.mixture_)) for family in families}
+        """Per family with calibration points, the factor its offsets multiply the prediction by:
+        0.8 means 20 % faster than the rest says."""
+        return {family: math.exp(offset) for family, offset in self._family_log_offsets().items()}
 
     @property
     def uses_groups(self) -> bool:
@@ -254,10 +260,9 @@ class TransferCalibrator:
         names = {name for part in self.mixture_ for name in part.get("sources", ())}
         logs = self._source_logs(X, sorted(names))
         launches = cost_design(X)[:, _LAUNCHES]
-        total = np.zeros(len(X))
+        offsets = self._family_log_offsets() if groups is not None else {}
+        total = np.array([offsets.get(str(g), 0.0) for g in groups]) if offsets else np.zeros(len(X))
         for part in self.mixture_:
-            if groups is not None and part.get(OFFSETS):
-                total += part["weight"] * np.array([part[OFFSETS].get(str(g), 0.0) for g in groups])
             if FEWSHOT in part:
                 total += part["weight"] * np.log(part[FEWSHOT].predict(X))
             elif part.get(OVERHEAD):
@@ -338,24 +343,19 @@ def _overhead_loo(source_ms: np.ndarray, launches: np.ndarray, y: np.ndarray, w:
         _fit_overhead(source_ms[keep], launches[keep], y[keep], w[keep]), source_ms[i:i + 1], launches[i:i + 1])[0])
 
 
-def _family_offsets(residuals: np.ndarray, families: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+def _family_offsets(residuals: np.ndarray, families: np.ndarray,
+                    w: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per family, each candidate's (row of ``residuals``) weighted log residual sum over the
-    family's weight plus ``FAMILY_SHRINKAGE``: the posterior mean of a normal random effect."""
-    out = {}
+    family's weight plus ``FAMILY_SHRINKAGE`` (the posterior mean of a normal random effect);
+    and (candidates, n) the same offset of each point's family from the family's other points."""
+    weighted = residuals * w
+    offsets, left_out = {}, np.empty_like(residuals)
     for family in dict.fromkeys(families):
         own = families == family
-        out[family] = residuals[:, own] @ w[own] / (w[own].sum() + FAMILY_SHRINKAGE)
-    return out
-
-
-def _left_out_family_offsets(residuals: np.ndarray, families: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(candidates, n): the offset of each point's family from the family's other points."""
-    out = np.zeros_like(residuals)
-    for i, family in enumerate(families):
-        others = families == family
-        others[i] = False
-        out[:, i] = residuals[:, others] @ w[others] / (w[others].sum() + FAMILY_SHRINKAGE)
-    return out
+        total, weight = weighted[:, own].sum(axis=1), w[own].sum()
+        offsets[family] = total / (weight + FAMILY_SHRINKAGE)
+        left_out[:, own] = (total[:, None] - weighted[:, own]) / (weight - w[own] + FAMILY_SHRINKAGE)
+    return offsets, left_out
 
 
 def _leave_one_out(n: int, predict_left_out: Callable[[np.ndarray, int], float]) -> np.ndarray:

@@ -255,6 +255,8 @@ def test_transfer_without_a_source_says_what_to_do(db):
 
 
 def test_chosen_calibration_points_represent_the_population_and_pin_the_transfer_down():
+    from scipy.spatial.distance import cdist
+
     from predictors.calibration_points import calibration_design, choose_calibration_points
 
     _, X, _ = synthetic(200, seed=21)
@@ -266,7 +268,7 @@ def test_chosen_calibration_points_represent_the_population_and_pin_the_transfer
     design = calibration_design(X, {"source": Oracle()})
 
     def distance_to_nearest_pick(fit):
-        return np.sqrt(((design[:, None, :] - design[None, fit, :]) ** 2).sum(axis=-1)).min(axis=1).sum()
+        return cdist(design, design[fit]).min(axis=1).sum()
 
     assert distance_to_nearest_pick(chosen) < min(map(distance_to_nearest_pick, randoms))
 
