@@ -17,7 +17,15 @@ Default objective (:func:`default_objective`), the rule:
    report computes them; ``default_objective`` reads the cache and stays fast).
 3. A score that is not a size baseline qualifies only if its partial Kendall tau given #params is
    at least ``MIN_PARTIAL_TAU``: it must add something beyond size.
-4. The winner has the highest Kendall tau; scores within ``TAU_TIE`` of the best tie, and the
+4. Within size: a score that is not a size baseline qualifies only if it orders the pairs of
+   results whose MACs differ by less than ``WITHIN_SIZE_RATIO`` (the comparisons a search makes
+   all the time: one or two knobs at about the same compute) at least as well as the best size
+   baseline does (:func:`within_size_pairs`).
+5. Downward: the surrogate qualifies only if, fitted without the k results of fewest MACs
+   (k = 1..5, :meth:`~predictors.surrogate.AccuracySurrogate.leave_smallest_out`), its ~90 %
+   intervals cover at least ``MIN_DOWNWARD_COVERAGE`` of them: the search's shortlists sit below
+   most of the evidence.
+6. The winner has the highest Kendall tau; scores within ``TAU_TIE`` of the best tie, and the
    cheapest of them wins. The surrogate competes with its mean (leave-one-out predictions on the
    results it is fitted on); when it wins, the default is its **pessimistic** bound
    (``surrogate-pessimistic``), so that a shape nobody has trained is not rewarded for being
@@ -65,6 +73,10 @@ MIN_EVIDENCE = 5
 MIN_PARTIAL_TAU = 0.1
 TAU_TIE = 0.05
 FALLBACK_OBJECTIVE = "params"
+#: pairs of results whose MACs differ by less than this factor count as "within size"
+WITHIN_SIZE_RATIO = 1.3
+#: the least coverage of the surrogate's intervals on its leave-the-smallest-k-out results
+MIN_DOWNWARD_COVERAGE = 0.8
 #: the surrogate's score that ranks (its mean) and the one a search uses when it wins
 SURROGATE_RANKING, SURROGATE_DEFAULT = "surrogate", "surrogate-pessimistic"
 
@@ -83,6 +95,8 @@ class Evidence:
     partial_tau_params: float | None
     partial_spearman_params: float | None
     seconds_per_arch: float | None
+    within_size_pairs: int = 0  # pairs of results whose MACs differ by less than WITHIN_SIZE_RATIO
+    within_size_ordered: float | None = None  # the fraction of them the score orders correctly
 
 
 @dataclass(frozen=True)
@@ -120,8 +134,21 @@ def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float | Non
     return _finite(float(np.corrcoef(*residuals)[0, 1]))
 
 
+def within_size_pairs(values: np.ndarray, top1: np.ndarray, macs: np.ndarray,
+                      ratio: float = WITHIN_SIZE_RATIO) -> tuple[int, float | None]:
+    """Pairs of results whose MACs differ by less than ``ratio`` and whose top-1 differ: how many,
+    and the fraction the score orders as their top-1 does (a tie of the score counts half)."""
+    i, j = np.triu_indices(len(top1), k=1)
+    near = (np.maximum(macs[i], macs[j]) < ratio * np.minimum(macs[i], macs[j])) & (top1[i] != top1[j])
+    i, j = i[near], j[near]
+    if not len(i):
+        return 0, None
+    agree = np.sign(values[i] - values[j]) * np.sign(top1[i] - top1[j])
+    return int(len(i)), float(np.mean((agree > 0) + 0.5 * (agree == 0)))
+
+
 def _correlations(spec: ScoreSpec, result_set: str, values: np.ndarray, top1: np.ndarray, sizes: np.ndarray,
-                  seconds: list[float]) -> Evidence:
+                  macs: np.ndarray, seconds: list[float]) -> Evidence:
     keep = np.isfinite(values)
     x, y, z = values[keep], top1[keep], sizes[keep]
     n = int(keep.sum())
@@ -133,7 +160,8 @@ def _correlations(spec: ScoreSpec, result_set: str, values: np.ndarray, top1: np
     return Evidence(
         spec.name, spec.label, result_set, n, _finite(kendall.statistic), _finite(kendall.pvalue),
         _finite(stats.spearmanr(x, y).statistic),
-        partial_kendall(x, y, z) if partial else None, partial_spearman(x, y, z) if partial else None, cost)
+        partial_kendall(x, y, z) if partial else None, partial_spearman(x, y, z) if partial else None, cost,
+        *within_size_pairs(x, y, macs[keep]))
 
 
 UNDEFINED = (ProxyError, SizeRankError, MicroTaskError)
@@ -169,7 +197,7 @@ def _score_set(db: Database, spec: ScoreSpec, configs: Sequence[ArchConfig], ids
             [v.seconds for v in values if v is not None])
 
 
-def _choose_default(sets: dict[str, int], evidence: list[Evidence]) -> tuple[str, str]:
+def _choose_default(sets: dict[str, int], evidence: list[Evidence], downward_coverage: float | None) -> tuple[str, str]:
     def eligible(kinds: tuple[str, ...]) -> list[str]:
         return [s for s, n in sets.items() if s.split(":", 1)[0] in kinds and n >= MIN_EVIDENCE]
 
@@ -183,13 +211,30 @@ def _choose_default(sets: dict[str, int], evidence: list[Evidence]) -> tuple[str
             and not SCORES[e.score].expensive
             and (SCORES[e.score].kind != SURROGATE or e.score == SURROGATE_RANKING)
             and (SCORES[e.score].kind == SIZE or (e.partial_tau_params or 0.0) >= MIN_PARTIAL_TAU)]
+    size_within = max((e.within_size_ordered for e in rows if SCORES[e.score].kind == SIZE
+                       and e.within_size_ordered is not None), default=None)
+    notes = []
+    if size_within is not None:
+        beaten = [e for e in rows if SCORES[e.score].kind != SIZE
+                  and (e.within_size_ordered is None or e.within_size_ordered < size_within)]
+        notes += [f"{e.score} orders fewer within-size pairs than size does "
+                  f"({e.within_size_ordered or 0:.2f} < {size_within:.2f})" for e in beaten]
+        rows = [e for e in rows if e not in beaten]
+    if downward_coverage is not None and downward_coverage < MIN_DOWNWARD_COVERAGE:
+        notes.append(f"the surrogate's intervals cover {downward_coverage:.0%} of the results left out from the "
+                     f"smallest up (< {MIN_DOWNWARD_COVERAGE:.0%})")
+        rows = [e for e in rows if e.score != SURROGATE_RANKING]
+    excluded = f"; excluded: {'; '.join(notes)}" if notes else ""
     if not rows:
-        return FALLBACK_OBJECTIVE, f"no affordable score has a rank correlation on {target}"
+        return FALLBACK_OBJECTIVE, f"no affordable score has a rank correlation on {target}{excluded}"
     best = max(e.kendall_tau for e in rows)
     winner = min((e for e in rows if e.kendall_tau >= best - TAU_TIE), key=lambda e: SCORES[e.score].cost_rank)
+    within = "" if winner.within_size_ordered is None else (
+        f"; orders {winner.within_size_ordered:.0%} of {winner.within_size_pairs} within-size pairs"
+        + ("" if size_within is None else f" (best size baseline {size_within:.0%})"))
     reason = (f"highest Kendall tau on {target} (n={sets[target]}): {winner.kendall_tau:.2f} "
               f"(best {best:.2f}; ties within {TAU_TIE} go to the cheapest; non-size scores need "
-              f"partial tau given #params >= {MIN_PARTIAL_TAU})")
+              f"partial tau given #params >= {MIN_PARTIAL_TAU}){within}{excluded}")
     if winner.score == SURROGATE_RANKING:
         return SURROGATE_DEFAULT, (f"the surrogate's leave-one-out mean has the {reason}; the search uses its "
                                    "pessimistic 5 % quantile so that unexplored shapes are not rewarded")
@@ -242,24 +287,30 @@ def calibration_report(db: Database, options: ScoringOptions | None = None, comp
         configs, top1, ids = mean_by_architecture(results)
         sets[name] = len(ids)
         sizes = np.array([params(c) for c in configs])
+        macs = np.array([float(c.op_table().macs) for c in configs])
         for spec in SCORES.values():
             if name.startswith(MICRO_TASK) and spec.kind == "micro-task":
                 continue  # the micro-task against its own results
             values, cost = _score_set(db, spec, configs, ids, surrogate_loo, options, compute, progress)
             seconds[spec.name] += cost
-            evidence.append(_correlations(spec, name, values, np.array(top1), sizes, cost))
-    default, reason = _choose_default(sets, evidence)
-    summary = None
+            evidence.append(_correlations(spec, name, values, np.array(top1), sizes, macs, cost))
+    summary, downward = None, None
     if surrogate is not None:
+        smallest = surrogate.leave_smallest_out()
+        held = [r for row in smallest.values() for r in row["results"]]
+        downward = float(np.mean([r["interval_90"][0] <= r["top1"] <= r["interval_90"][1] for r in held]))
         summary = {"label": SCORES["surrogate"].label, "variant": surrogate.variant,
                    "features": list(surrogate.features), "loo": surrogate.loo_metrics(),
                    "variants_loo": surrogate.selection_,
                    "leave_one_family_out": surrogate.leave_one_family_out(),
+                   "leave_smallest_out": {str(k): v for k, v in smallest.items()},
+                   "leave_smallest_out_coverage": downward,
                    "loo_predictions": [{"arch_id": i, "name": name, "top1": float(t), "surrogate_loo": v["mean"],
                                         "interval_90": [v["low"], v["high"]]}
                                        for (i, v), name, t in zip(surrogate_loo.items(), surrogate.labels_,
                                                                   surrogate.targets_)]}
     costs = {name: (statistics.median(values) if values else None) for name, values in seconds.items()}
+    default, reason = _choose_default(sets, evidence, downward)
     return CalibrationReport(sets, evidence, summary, costs, default, reason, _findings(sets, evidence))
 
 
