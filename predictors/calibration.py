@@ -306,7 +306,7 @@ def calibration_report(db: Database, options: ScoringOptions | None = None, comp
                    "leave_smallest_out": {str(k): v for k, v in smallest.items()},
                    "leave_smallest_out_coverage": downward,
                    "loo_predictions": [{"arch_id": i, "name": name, "top1": float(t), "surrogate_loo": v["mean"],
-                                        "interval_90": [v["low"], v["high"]]}
+                                        "mean": v["mean"], "interval_90": [v["low"], v["high"]]}
                                        for (i, v), name, t in zip(surrogate_loo.items(), surrogate.labels_,
                                                                   surrogate.targets_)]}
     costs = {name: (statistics.median(values) if values else None) for name, values in seconds.items()}
