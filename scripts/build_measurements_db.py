@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +36,7 @@ from rich.console import Console
 from sqlalchemy import select
 
 from explorer.db import Architecture, Measurement, open_database
+from explorer.db.database import ENV_VAR, SHIPPED_DB_PATH
 from explorer.devices import load_published
 from explorer.measure import CampaignSpec, ProtocolSettings, run_campaign
 from explorer.study import run_study
@@ -70,7 +72,9 @@ def _run(database, spec: CampaignSpec) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", default=None, help="URL or path (default: $EXPLORER_DB or measurements.db)")
+    parser.add_argument("--db", default=os.environ.get(ENV_VAR) or str(SHIPPED_DB_PATH),
+                        help="URL or path (default: $EXPLORER_DB or the shipped measurements.db, which this "
+                             "script builds)")
     parser.add_argument("--device", default="local", help="measured device of this host (default local)")
     parser.add_argument("--n", type=int, default=600, help="random LowFormer architectures (default 600)")
     parser.add_argument("--seed", type=int, default=0)

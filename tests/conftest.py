@@ -24,6 +24,36 @@ import pytest
 POSTGRES_ENV = "EXPLORER_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_home(tmp_path_factory) -> Iterator[Path]:
+    """The user's database, studies and caches of this test session (``$EXPLORER_HOME``): tests
+    never write into the real home directory, and never into the shipped database. Subprocesses
+    and notebook kernels inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        home = tmp_path_factory.mktemp("explorer-home")
+        patch.setenv("EXPLORER_HOME", str(home))
+        patch.delenv("EXPLORER_DB", raising=False)
+        yield home
+
+
+@pytest.fixture
+def published_db(tmp_path) -> str:
+    """Path of a database with the published measurements and accuracies, and the raspi5
+    predictor made from them."""
+    from explorer.db import open_database
+    from explorer.devices import load_published
+    from predictors import train_predictor
+    from predictors.results import load_published_accuracies
+
+    db_path = str(tmp_path / "m.db")
+    db = open_database(db_path)
+    with db.session() as session:
+        load_published(session)
+    load_published_accuracies(db)
+    train_predictor(db, "raspi5")
+    return db_path
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

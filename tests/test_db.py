@@ -27,7 +27,7 @@ from explorer.db import (
     resolve_device,
     upsert_architecture,
 )
-from explorer.db.database import DEFAULT_DB_PATH, REPO_ROOT, current_revision, make_engine, upgrade
+from explorer.db.database import REPO_ROOT, SHIPPED_DB_PATH, current_revision, make_engine, upgrade, user_db_path
 from explorer.errors import UserError
 
 TABLES = {"devices", "architectures", "measurements", "predictors", "proxy_scores", "accuracy_results"}
@@ -60,8 +60,8 @@ def test_models_and_migrations_describe_the_same_schema(db):
 
 def test_url_from_path_env_and_default(tmp_path, monkeypatch):
     monkeypatch.delenv("EXPLORER_DB", raising=False)
-    assert database_url() == f"sqlite:///{DEFAULT_DB_PATH}"
-    assert DEFAULT_DB_PATH == REPO_ROOT / "measurements.db" and (REPO_ROOT / "explorer").is_dir()
+    assert database_url() == f"sqlite:///{user_db_path()}"  # the user's own database, not the shipped one
+    assert SHIPPED_DB_PATH == REPO_ROOT / "measurements.db" and (REPO_ROOT / "explorer").is_dir()
     assert database_url(tmp_path / "a.db") == f"sqlite:///{tmp_path / 'a.db'}"
     assert database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     monkeypatch.setenv("EXPLORER_DB", str(tmp_path / "env.db"))

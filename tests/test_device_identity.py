@@ -63,7 +63,8 @@ def test_first_host_claims_local_and_another_host_gets_a_clear_error(tmp_path, m
 
 def test_a_named_profile_of_this_host_is_what_local_means_here(tmp_path, monkeypatch, capsys, host_a):
     path = str(tmp_path / "m.db")
-    assert main(["devices", "add", "--name", "lab-pc", "--this-host", "--threads", "1", "--db", path]) == 0
+    assert main(["devices", "add", "--name", "lab-pc", "--this-host", "--threads", "1", "--db", path,
+                 "--create-db"]) == 0
     db = open_database(path)
     with db.session() as session:
         assert resolve_device(session, "local").name == "lab-pc"
@@ -79,7 +80,7 @@ def test_a_named_profile_of_this_host_is_what_local_means_here(tmp_path, monkeyp
 
 def test_predict_on_a_host_without_measurements_says_what_to_run(tmp_path, capsys, host_a):
     path = str(tmp_path / "m.db")
-    assert main(["predict", "--device", "local", "lowformer-b1", "--db", path]) == 2
+    assert main(["predict", "--device", "local", "lowformer-b1", "--db", path, "--create-db"]) == 2
     err = capsys.readouterr().err
     assert "explorer measure --device local --sampler presets" in err and "Traceback" not in err
 

@@ -9,7 +9,7 @@ import torch
 
 from explorer.architectures import config_from_dict
 from explorer.counting import fvcore_counts
-from explorer.db.database import DEFAULT_DB_PATH
+from explorer.db.database import SHIPPED_DB_PATH
 from explorer.onnx_export import export_onnx, max_abs_difference
 from search_spaces.base import KnobError, arch_id
 from search_spaces.lowformer import LowFormerConfig
@@ -119,10 +119,10 @@ def test_sampling_reaches_every_type_and_flat_knobs_round_trip():
     assert ms.stage3.compression == 1.0  # full-width mixers: compression normalised away
 
 
-@pytest.mark.skipif(not DEFAULT_DB_PATH.exists(), reason="no shipped database")
+@pytest.mark.skipif(not SHIPPED_DB_PATH.exists(), reason="no shipped database")
 def test_stored_architecture_ids_still_hash_the_same():
     """Adding knobs must not move the ids the shipped measurements are keyed on."""
-    with sqlite3.connect(DEFAULT_DB_PATH) as connection:
+    with sqlite3.connect(SHIPPED_DB_PATH) as connection:
         rows = connection.execute("SELECT arch_id, config_json FROM architectures").fetchall()
     assert rows
     for stored, config_json in rows:

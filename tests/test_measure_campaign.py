@@ -241,7 +241,7 @@ def test_drift_check_measures_presets_at_start_and_end(db, tmp_path):
 @pytest.mark.slow
 def test_cli_devices_measure_and_list(tmp_path, names_file, capsys):
     db = str(tmp_path / "cli.db")
-    assert main(["devices", "--json", "--db", db]) == 0
+    assert main(["devices", "--json", "--db", db, "--create-db"]) == 0
     devices = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
     assert devices["raspi5-ort"]["aliases"] == ["raspi5"] and devices["local"]["provenance"] == "measured"
 
@@ -270,7 +270,7 @@ def test_cli_adds_a_device_from_a_file_and_flags(tmp_path, capsys):
     profile = tmp_path / "pi.json"
     profile.write_text(json.dumps({"name": "my-pi", "description": "desk Pi", "hardware": "Raspberry Pi 4",
                                    "backend": "ort", "default_threads": 4, "aliases": ["pi"]}))
-    assert main(["devices", "add", "--file", str(profile), "--db", db]) == 0
+    assert main(["devices", "add", "--file", str(profile), "--db", db, "--create-db"]) == 0
     assert main(["devices", "add", "--name", "laptop", "--threads", "4", "--alias", "lap", "--db", db]) == 0
     assert main(["devices", "add", "--name", "pi", "--db", db]) == 2
     assert "'pi'" in capsys.readouterr().err

@@ -207,7 +207,7 @@ def test_cli_bundle_then_ingest(tmp_path: Path, bundle: Path, results: Path):
     configs.write_text("".join(json.dumps({"space": c.space, **c.to_dict()}) + "\n" for c in TINY))
     out = tmp_path / "cli-bundle"
     assert main(["bundle", "--device", "local", "--sampler", "file", "--file", str(configs), "--threads", "1",
-                 "-o", str(out), "--db", db, "--json"]) == 0
+                 "-o", str(out), "--db", db, "--create-db", "--json"]) == 0
     assert [m.arch_id for m in Manifest.load(out).models] == [arch_id(c) for c in TINY]
     copied = tmp_path / "results.jsonl"
     shutil.copy(results, copied)

@@ -104,9 +104,9 @@ def test_row_must_name_exactly_one_architecture(db, tmp_path):
 def test_cli_reports_errors_without_traceback(tmp_path, capsys):
     path = tmp_path / "results.txt"
     path.write_text("x")
-    assert main(["results", "import", str(path), "--db", str(tmp_path / "c.db")]) == 2
+    assert main(["results", "import", str(path), "--db", str(tmp_path / "c.db"), "--create-db"]) == 2
     assert "allowed: .csv, .jsonl" in capsys.readouterr().err
     good = tmp_path / "good.csv"
     good.write_text(GOOD_CSV)
-    assert main(["results", "import", str(good), "--db", str(tmp_path / "c.db"), "--json"]) == 0
+    assert main(["results", "import", str(good), "--db", str(tmp_path / "c.db"), "--create-db", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["inserted"] == 2

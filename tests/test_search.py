@@ -170,9 +170,9 @@ def test_workers_share_a_postgresql_storage(postgres_url):
 
 def test_cli_errors_name_the_bad_value(tmp_path, capsys):
     db = str(tmp_path / "m.db")
-    assert main(["search", "--device", "raspi5", "--budget", "fast", "--db", db]) == 2
+    assert main(["search", "--device", "raspi5", "--budget", "fast", "--db", db, "--create-db"]) == 2
     assert "invalid budget 'fast'" in capsys.readouterr().err
-    assert main(["search", "--device", "nowhere", "--budget", "40ms", "--db", db]) == 2
+    assert main(["search", "--device", "nowhere", "--budget", "40ms", "--db", db, "--create-db"]) == 2
     err = capsys.readouterr().err
     assert "unknown device 'nowhere'" in err and "raspi5" in err
     assert main(["search", "--device", "raspi5", "--budget", "40ms", "--db", db]) == 2
@@ -207,23 +207,6 @@ def test_readme_command_on_published_raspi5_data(tmp_path, capsys):
     assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "150", "--db", db_path,
                  "--no-dashboard"]) == 0  # resumes: nothing left to do, prints the table
     assert "Shortlist to train on raspi5-ort" in capsys.readouterr().out
-
-
-@pytest.fixture
-def published_db(tmp_path):
-    """Published measurements and accuracies, and the raspi5 predictor made from them."""
-    from explorer.db import open_database
-    from explorer.devices import load_published
-    from predictors import train_predictor
-    from predictors.results import load_published_accuracies
-
-    db_path = str(tmp_path / "m.db")
-    db = open_database(db_path)
-    with db.session() as session:
-        load_published(session)
-    load_published_accuracies(db)
-    train_predictor(db, "raspi5")
-    return db_path
 
 
 @pytest.mark.slow

@@ -114,7 +114,7 @@ def test_cli_study_writes_heatmaps(tmp_path, capsys):
 
     out = tmp_path / "fused.html"
     assert main(["study", "fused-mbconv", "--quick", "--channels", "8", "--resolutions", "7", "--threads", "1",
-                 "--time-limit", "0.05", "-o", str(out), "--db", str(tmp_path / "m.db"), "--json"]) == 0
+                 "--time-limit", "0.05", "-o", str(out), "--db", str(tmp_path / "m.db"), "--create-db", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["kind"] == "fused-mbconv" and len(payload["rows"]) == 1
     assert '"name":"time_ratio"' in out.read_text()

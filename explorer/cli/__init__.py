@@ -50,8 +50,8 @@ def _join_signed_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_join_signed_values(sys.argv[1:] if argv is None else list(argv)))
     try:
+        args = parser.parse_args(_join_signed_values(sys.argv[1:] if argv is None else list(argv)))
         return int(args.handler(args) or 0)
     except (KnobError, UserError) as err:
         return fail(str(err))

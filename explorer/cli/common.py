@@ -32,8 +32,11 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=None,
-                        help="SQLAlchemy URL or path of the measurement database "
-                             "(default: $EXPLORER_DB or measurements.db at the repository root)")
+                        help="SQLAlchemy URL or path of an existing measurement database (default: $EXPLORER_DB, "
+                             "else your own database, ~/.local/share/explorer/measurements.db or "
+                             "$EXPLORER_HOME/measurements.db, made from the shipped one on first use)")
+    parser.add_argument("--create-db", action="store_true",
+                        help="create an empty database at --db (or $EXPLORER_DB) if there is none")
 
 
 def print_json(data: Any) -> None:
@@ -63,7 +66,12 @@ class DeferredParser(argparse.ArgumentParser):
     def parse_known_args(self, args: Sequence[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         self._declared()
-        return super().parse_known_args(args, namespace)
+        parsed, rest = super().parse_known_args(args, namespace)
+        if hasattr(parsed, "create_db"):  # a command with --db: a mistyped path is an error, not a new database
+            from explorer.db.database import require_database
+
+            require_database(parsed.db, parsed.create_db)
+        return parsed, rest
 
     def format_usage(self) -> str:
         self._declared()

@@ -175,9 +175,11 @@ def _search(args: argparse.Namespace) -> int:
         load_latency_model,
         parse_budget,
         run_search,
+        Rescore,
         search_report,
         start_study,
     )
+    from explorer.search.study import EVIDENCE_ATTR
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     budget = parse_budget(args.budget)
@@ -194,13 +196,19 @@ def _search(args: argparse.Namespace) -> int:
     settings = SearchSettings(device, budget, evaluator.objective.name, args.trials, args.sampler, args.seed,
                               resolution, args.study, space=args.space, resolutions=resolutions)
     storage = _storage(args)
-    done = completed(start_study(storage, settings, evaluator))
+    rescored: list[Rescore] = []
+    done = completed(start_study(storage, settings, evaluator, on_rescore=rescored.append))
+    for rescore in rescored if args.json else ():  # the printed report says it at its end
+        errors.print(rescore.describe(), highlight=False, markup=False, soft_wrap=True)
     with _progress() as progress:
         task = progress.add_task(f"searching {settings.name}", total=max(settings.trials, done), completed=done)
         study = run_search(settings, storage, ModelSource(database_url(args.db), device, settings.objective),
                            workers=args.workers, evaluator=evaluator,
                            on_batch=lambda n: progress.advance(task, n))
-    report = {"storage": storage, **search_report(study, evaluator, args.top), "dashboard": None}
+    report = {"storage": storage, **search_report(study, evaluator, args.top), "dashboard": None,
+              "score_evidence": study.user_attrs.get(EVIDENCE_ATTR),
+              "study_rescored": {"trials": rescored[0].trials, "changed": rescored[0].changed,
+                                 "message": rescored[0].describe()} if rescored else None}
     if not args.no_dashboard:
         path = args.dashboard or str(Path(DASHBOARD_DIR) / f"{study.study_name}.html")
         report["dashboard"] = str(write_html(search_dashboard(study_dashboard(db, study, evaluator, top=args.top)),
@@ -276,6 +284,8 @@ def _print_report(report: dict) -> None:
                                    report["references"], "model", score))
     if not report["shortlist"]:
         console.print("No architecture meets the budget: raise --budget or --trials.")
+    if report["study_rescored"]:
+        console.print(f"Re-scored: {report['study_rescored']['message']}.", highlight=False, markup=False)
     if report["dashboard"]:
         console.print(f"Dashboard: {report['dashboard']}", highlight=False)
 

@@ -1,9 +1,15 @@
-"""Opening the database: URL resolution, SQLite settings, migrations and built-in devices."""
+"""Opening the database: URL resolution, SQLite settings, migrations and built-in devices.
+
+Without ``--db`` / ``$EXPLORER_DB`` the tool works on the user's own database
+(:func:`user_db_path`), made on first use as a copy of the shipped, git-tracked
+``measurements.db``, which ordinary use only reads (:mod:`explorer.db.release`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,22 +24,66 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from explorer.db import release
 from explorer.db.models import Device
 from explorer.errors import UserError
 
 #: The repository root: the parent of the ``explorer`` package directory.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB_PATH = REPO_ROOT / "measurements.db"
+#: The release's data: read, never written by ordinary use.
+SHIPPED_DB_PATH = REPO_ROOT / "measurements.db"
 ENV_VAR = "EXPLORER_DB"
+HOME_ENV = "EXPLORER_HOME"
+USER_DB_NAME = "measurements.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATION_ATTEMPTS = 3
 
 
+def user_data_dir() -> Path:
+    """Where the user's database, studies and work files live: ``$EXPLORER_HOME``, else
+    ``$XDG_DATA_HOME/explorer`` (``~/.local/share/explorer``)."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "explorer"
+
+
+def user_cache_dir() -> Path:
+    """Where results that can be recomputed are kept (the fitted accuracy surrogate):
+    ``$EXPLORER_HOME/cache``, else ``$XDG_CACHE_HOME/explorer`` (``~/.cache/explorer``)."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser() / "cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "explorer"
+
+
+def user_db_path() -> Path:
+    """The default database: the user's own (see module docstring)."""
+    return user_data_dir() / USER_DB_NAME
+
+
+class MissingDatabaseError(UserError):
+    """A database path that does not exist, where creating one was not asked for."""
+
+
+def require_database(spec: str | os.PathLike[str] | None, create: bool = False) -> None:
+    """Refuse a named database (``spec``, else ``$EXPLORER_DB``) that is a SQLite file which
+    does not exist, unless ``create``: a mistyped path must not become an empty database."""
+    named = os.fspath(spec) if spec is not None else os.environ.get(ENV_VAR) or None
+    if named is None or create:
+        return
+    path = named.removeprefix("sqlite:///") if named.startswith("sqlite:///") else None if "://" in named else named
+    if path in (None, ":memory:", "") or Path(path).expanduser().exists():
+        return
+    origin = "" if spec is not None else f" (from ${ENV_VAR})"
+    raise MissingDatabaseError(f"database {named!r}{origin} does not exist; give the path of an existing one, "
+                               "or add --create-db to start a new, empty one there")
+
+
 def database_url(spec: str | os.PathLike[str] | None = None) -> str:
-    """The SQLAlchemy URL for ``spec`` (a URL or a file path), ``$EXPLORER_DB``, or the default."""
+    """The SQLAlchemy URL for ``spec`` (a URL or a file path), ``$EXPLORER_DB``, or the user's
+    database (:func:`user_db_path`)."""
     spec = os.fspath(spec) if spec is not None else os.environ.get(ENV_VAR) or None
     if spec is None:
-        return f"sqlite:///{DEFAULT_DB_PATH}"
+        return f"sqlite:///{user_db_path()}"
     if "://" in spec:
         return spec
     path = Path(spec).expanduser().resolve()
@@ -153,9 +203,38 @@ def _first_line(err: Exception) -> str:
     return str(getattr(err, "orig", err)).splitlines()[0]
 
 
+def _note(message: str) -> None:
+    print(f"explorer: {message}", file=sys.stderr, flush=True)
+
+
+def _prepare_user_database(path: Path) -> None:
+    """Make the user's database from the shipped one on first use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or not SHIPPED_DB_PATH.is_file():
+        return
+    sha256 = release.copy_release(SHIPPED_DB_PATH, path)
+    _note(f"created your database {path} from the shipped {SHIPPED_DB_PATH.name} (release {sha256[:12]}); "
+          "what you measure, import and cache goes there, the shipped file is only read")
+
+
+def _take_in_release(path: Path) -> None:
+    """Merge a new release's rows (the shipped file changed since the last command) and say so."""
+    if not SHIPPED_DB_PATH.is_file():
+        return
+    sha256 = release.release_changed(SHIPPED_DB_PATH, path)
+    if sha256 is not None:
+        merged = release.merge_release(SHIPPED_DB_PATH, path, sha256)
+        _note(f"the shipped {SHIPPED_DB_PATH.name} is a new release; its new rows were added to your database "
+              f"{path} ({merged.describe()}), your own rows are unchanged")
+
+
 def open_database(url: str | os.PathLike[str] | None = None) -> Database:
     """Open (creating or upgrading as needed) the database at ``url``: a SQLAlchemy URL or a
-    path; ``None`` means ``$EXPLORER_DB`` or ``measurements.db`` at the repository root."""
+    path; ``None`` means ``$EXPLORER_DB`` or the user's database (:func:`user_db_path`), made
+    from the shipped one on first use and given a new release's rows when the shipped one changes."""
+    user_database = user_db_path() if url is None and not os.environ.get(ENV_VAR) else None
+    if user_database is not None:
+        _prepare_user_database(user_database)
     engine = make_engine(database_url(url))
     head = head_revision()
     for attempt in range(MIGRATION_ATTEMPTS):
@@ -179,6 +258,8 @@ def open_database(url: str | os.PathLike[str] | None = None) -> Database:
             if attempt == MIGRATION_ATTEMPTS - 1:
                 raise
             time.sleep(1.0)
+    if user_database is not None and user_database.exists():
+        _take_in_release(user_database)  # after the migrations: both now have this package's schema
     database = Database(engine)
     _seed_builtin_devices(database)
     return database

@@ -31,6 +31,12 @@ with the keys
   ``mean`` predicted top-1 %, ``interval_90``, ``std``, ``nearest_result`` with ``name`` and
   ``top1``, ``extrapolation`` and ``reasons``; null without enough known results);
 * ``dashboard``: path of the HTML dashboard, or null.
+
+``explorer search --json`` adds ``score_evidence`` (what the stored scores rest on: ``objective``,
+``objective_version`` and, for the surrogate's scores, ``accuracy_evidence``, the digest of the
+results it is fitted on) and ``study_rescored``: null, or, when this run found the stored study
+scored on other evidence and re-scored its trials, ``trials``, ``changed`` (each changed part:
+[stored, now]) and ``message``.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from explorer.search.study import (
     Evaluator,
     LatencyModel,
     Objective,
+    Rescore,
     SearchSettings,
     SearchSetupError,
     completed,
@@ -76,8 +83,10 @@ def _worker(storage_url: str, settings: SearchSettings, models: ModelFactory, wo
 
 def run_search(settings: SearchSettings, storage_url: str, models: ModelFactory, *, workers: int = 1,
                on_batch: Callable[[int], None] | None = None,
-               evaluator: Evaluator | None = None) -> optuna.Study:
-    """Bring the study to ``settings.trials`` completed trials (resuming it if it exists).
+               evaluator: Evaluator | None = None,
+               on_rescore: Callable[[Rescore], None] | None = None) -> optuna.Study:
+    """Bring the study to ``settings.trials`` completed trials (resuming it if it exists; a
+    stored study scored on other evidence is re-scored first and ``on_rescore`` told).
 
     ``workers > 1`` runs that many processes on the shared storage, each loading its own models
     from the picklable ``models`` factory. ``evaluator`` lets a caller that already holds the
@@ -86,7 +95,7 @@ def run_search(settings: SearchSettings, storage_url: str, models: ModelFactory,
     if workers < 1:
         raise SearchSetupError(f"invalid --workers {workers}; allowed: an integer >= 1")
     evaluator = evaluator or Evaluator(*models())
-    study = start_study(storage_url, settings, evaluator)
+    study = start_study(storage_url, settings, evaluator, on_rescore)
     done = completed(study)
     shares = [n for n in worker_shares(settings.trials - done, workers) if n]
     if len(shares) <= 1:
@@ -131,6 +140,7 @@ __all__ = [
     "LatencyModel",
     "ModelSource",
     "Objective",
+    "Rescore",
     "ScoreObjective",
     "SearchSettings",
     "SearchSetupError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -25,6 +26,21 @@ class ScoreObjective:
             name = default_objective(db)
         self.name, self.label = name, score_spec(name).label
         self._db = db
+
+    @cached_property
+    def evidence(self) -> dict[str, str]:
+        """What the scores rest on (see :class:`explorer.search.study.Objective`): the score and
+        its version, and for the surrogate's scores the digest of the results it is fitted on."""
+        from predictors.proxies import score_spec
+        from predictors.proxies.registry import SURROGATE
+
+        spec = score_spec(self.name)
+        evidence = {"objective": self.name, "objective_version": spec.version}
+        if spec.kind == SURROGATE:
+            from predictors.results import evidence_digest
+
+            evidence["accuracy_evidence"] = evidence_digest(self._db)
+        return evidence
 
     def score(self, configs: Sequence[ArchConfig]) -> np.ndarray:
         from predictors.proxies import score_configs

@@ -54,6 +54,8 @@ RECOMBINES_SHARED_PARAMS = ("nsga2",)
 CONSTRAINT = "budget"
 #: Study attributes a resumed search must agree with.
 IDENTITY_ATTRS = ("device", "budget_ms", "objective", "resolution", "resolutions", SPACE_PARAM)
+#: Study attribute: the objective's ``evidence`` the stored scores were computed with.
+EVIDENCE_ATTR = "score_evidence"
 
 
 class LatencyModel(Protocol):
@@ -65,7 +67,10 @@ class LatencyModel(Protocol):
 
 
 class Objective(Protocol):
-    """An accuracy score (higher is better) with a label that says what it is."""
+    """An accuracy score (higher is better) with a label that says what it is. An objective may
+    also have ``evidence``: a dict of strings that changes whenever the score of a config would
+    (its version, the digest of the results it is fitted on); a stored study remembers it and is
+    re-scored when it changed (:func:`start_study`)."""
 
     name: str
     label: str
@@ -202,14 +207,17 @@ def check_models(evaluator: Evaluator, settings: SearchSettings) -> None:
                                    "--objective or --space")
 
 
-def open_study(storage_url: str, settings: SearchSettings, latency_name: str, objective_label: str) -> optuna.Study:
+def open_study(storage_url: str, settings: SearchSettings, latency_name: str, objective_label: str,
+               evidence: dict | None = None) -> optuna.Study:
     """Create the study or load it; a loaded one must match device, budget, objective, resolution,
-    space (a study without a stored space searched LowFormer) and latency predictor."""
+    space (a study without a stored space searched LowFormer) and latency predictor. A new study
+    stores the objective's ``evidence`` (see :class:`Objective`)."""
     study = optuna.create_study(storage=open_storage(storage_url), study_name=settings.name,
                                 directions=list(DIRECTIONS), load_if_exists=True)
     identity = settings.identity()
     if not study.user_attrs:
-        for key, value in {**identity, "objective_label": objective_label, "predictor": latency_name}.items():
+        for key, value in {**identity, "objective_label": objective_label, "predictor": latency_name,
+                           **({EVIDENCE_ATTR: evidence} if evidence is not None else {})}.items():
             study.set_user_attr(key, value)
         return study
     stored = {SPACE_PARAM: DEFAULT_SPACE, "resolutions": [], **study.user_attrs}
@@ -224,10 +232,84 @@ def open_study(storage_url: str, settings: SearchSettings, latency_name: str, ob
     return study
 
 
-def start_study(storage_url: str, settings: SearchSettings, evaluator: Evaluator) -> optuna.Study:
-    """:func:`check_models`, then :func:`open_study`: nothing is stored for a search that cannot run."""
+@dataclass(frozen=True)
+class Rescore:
+    """A stored study whose scores were computed on other evidence, re-scored under its name:
+    ``changed`` maps each changed part of the evidence to (stored, now); a study stored before
+    evidence was recorded has ``{"evidence": (None, "recorded now")}``."""
+
+    study: str
+    trials: int
+    changed: dict[str, tuple[str | None, str | None]]
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{key} {_short(old)} -> {_short(new)}" for key, (old, new) in self.changed.items())
+        return (f"study {self.study!r} was scored on other evidence ({parts}); its {self.trials} stored trials were "
+                "re-scored, so resumed and new trials are compared on the same scores")
+
+
+def _short(value: str | None) -> str:
+    return "none" if value is None else value[:12] if len(value) == 64 else value
+
+
+def evidence_changes(stored: dict | None, current: dict) -> dict[str, tuple[str | None, str | None]]:
+    """What differs between a study's stored evidence and the objective's current evidence."""
+    if stored is None:
+        return {"evidence": (None, "recorded now")}
+    return {key: (stored.get(key), current.get(key)) for key in sorted({*stored, *current})
+            if stored.get(key) != current.get(key)}
+
+
+def rescore_study(storage_url: str, study: optuna.Study, settings: SearchSettings, evaluator: Evaluator,
+                  evidence: dict) -> optuna.Study:
+    """The study recreated under its name with every stored trial evaluated again by
+    ``evaluator`` (trial numbers, parameters and attributes kept; scores, latencies and the budget
+    constraint new), and ``evidence`` recorded. Optuna cannot change a finished trial's values, so
+    the study is replaced; a stop in between loses the stored trials, never mixes scores."""
+    old = study.get_trials(deepcopy=False)
+    configs = [config_of(t.params, settings.resolution, settings.space) for t in old]
+    trials = []
+    for trial, evaluation in zip(old, evaluator.evaluate(configs)):
+        values = [evaluation.score, evaluation.latency_ms]
+        finite = all(math.isfinite(v) for v in (evaluation.score, evaluation.latency_ms, evaluation.high_ms))
+        fresh = optuna.trial.create_trial(
+            state=TrialState.COMPLETE if finite else TrialState.FAIL, values=values if finite else None,
+            params=trial.params, distributions=trial.distributions,
+            user_attrs={**trial.user_attrs, **asdict(evaluation)},
+            system_attrs={k: v for k, v in trial.system_attrs.items() if not k.startswith("constraints")},  # set anew
+            constraints={CONSTRAINT: evaluation.high_ms - settings.budget_ms} if finite else None)
+        fresh.datetime_start, fresh.datetime_complete = trial.datetime_start, trial.datetime_complete
+        trials.append(fresh)
+    attrs = {**study.user_attrs, EVIDENCE_ATTR: evidence}
+    storage = open_storage(storage_url)
+    optuna.delete_study(study_name=study.study_name, storage=storage)
+    new = optuna.create_study(storage=storage, study_name=study.study_name, directions=list(DIRECTIONS))
+    for key, value in attrs.items():
+        new.set_user_attr(key, value)
+    new.add_trials(trials)
+    return new
+
+
+def start_study(storage_url: str, settings: SearchSettings, evaluator: Evaluator,
+                on_rescore: Callable[[Rescore], None] | None = None) -> optuna.Study:
+    """:func:`check_models`, then :func:`open_study`: nothing is stored for a search that cannot
+    run. A stored study scored on other evidence than the objective's now is re-scored
+    (:func:`rescore_study`) and ``on_rescore`` told so."""
     check_models(evaluator, settings)
-    return open_study(storage_url, settings, evaluator.latency.name, evaluator.objective.label)
+    evidence = getattr(evaluator.objective, "evidence", None)
+    study = open_study(storage_url, settings, evaluator.latency.name, evaluator.objective.label, evidence)
+    if evidence is None:
+        return study
+    changed = evidence_changes(study.user_attrs.get(EVIDENCE_ATTR), evidence)
+    if not changed:
+        return study
+    if not study.trials:  # nothing scored yet
+        study.set_user_attr(EVIDENCE_ATTR, evidence)
+        return study
+    study = rescore_study(storage_url, study, settings, evaluator, evidence)
+    if on_rescore is not None:
+        on_rescore(Rescore(study.study_name, len(study.trials), changed))
+    return study
 
 
 def load_study(storage_url: str, name: str) -> optuna.Study:
