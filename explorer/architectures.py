@@ -82,12 +82,13 @@ NAMED_ARCHITECTURES: dict[str, NamedArchitecture] = {
 
 
 class UnknownArchitectureError(UserError, KeyError):
-    def __init__(self, spec: str):
+    def __init__(self, spec: str, database_url: str | None = None):
         super().__init__(spec)
-        self.spec = spec
+        self.spec, self.database_url = spec, database_url
 
     def __str__(self) -> str:
-        return (f"unknown architecture {self.spec!r}: not a named architecture nor a config file. "
+        stored = f", nor an arch id of {self.database_url}" if self.database_url else ""
+        return (f"unknown architecture {self.spec!r}: not a named architecture nor a config file{stored}. "
                 f"Named ones: {', '.join(NAMED_ARCHITECTURES)}")
 
 
@@ -119,7 +120,8 @@ def config_from_dict(knobs: Mapping[str, Any]) -> ArchConfig:
 
 
 def resolve(spec: str | Path | ArchConfig | Mapping[str, Any], resolution: int | None = None) -> ArchConfig:
-    """Name, config, dict or path to a config JSON -> config (at ``resolution`` if given)."""
+    """Name, config, dict or path to a config JSON -> config (at ``resolution`` if given); arch
+    ids of a database: :func:`explorer.db.resolve_stored`."""
     if isinstance(spec, ArchConfig):
         config = spec
     elif isinstance(spec, Mapping):

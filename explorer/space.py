@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.architectures import NAMED_ARCHITECTURES, flat_space, name_of, resolve
+from explorer.db import Database, resolve_stored
 from search_spaces.base import ArchConfig, KnobError, arch_id
 
 
@@ -52,9 +53,11 @@ def list_named(kinds: tuple[str, ...] = ("preset", "ablation", "toy")) -> list[A
             if entry.kind in kinds]
 
 
-def describe(spec: str | Path | ArchConfig, resolution: int | None = None) -> dict[str, Any]:
-    """Stage table, per-stage params/MACs and op-class breakdown of one architecture."""
-    config = resolve(spec, resolution)
+def describe(spec: str | Path | ArchConfig, resolution: int | None = None,
+             database: Database | None = None) -> dict[str, Any]:
+    """Stage table, per-stage params/MACs and op-class breakdown of one architecture (``spec`` may
+    be an arch id of ``database``)."""
+    config = resolve(spec, resolution) if database is None else resolve_stored(database, spec, resolution)
     name = spec if isinstance(spec, str) and spec in NAMED_ARCHITECTURES else name_of(config)
     table = config.op_table()
     stages = []

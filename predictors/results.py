@@ -2,11 +2,15 @@
 training repository, and micro-task results; and the surrogate fitted on them.
 
 Import files are CSV (header row) or JSON lines with, per result: one of ``arch_id`` (an
-architecture already in the database), ``config`` (a config as a JSON object, or a JSON string in
-CSV) or ``name`` (a named architecture, with optional ``resolution``); ``dataset``; ``top1``
-(percent, 0-100); optional ``epochs`` (positive integer) and ``source`` (default: the file name).
-A file is validated completely before anything is written, and every problem is reported with
-its line and field. Importing the same file twice changes nothing.
+architecture of the database, of a stored search study or of a suggestion), ``config`` (a config
+as a JSON object, a JSON string in CSV, a path to a ``config.json`` or a name) or ``name`` (a named
+architecture, with optional ``resolution``); ``dataset``; ``top1`` (percent, 0-100; a value <= 1
+is taken for a fraction and refused); optional ``epochs`` (positive integer) and ``source``
+(default: the file name). A file is validated completely before anything is written, and every
+problem is reported with its line and field. A result that contradicts the published one of its
+architecture, or lies far outside the surrogate's interval, is stored only when forced, because
+one wrong number moves every accuracy prediction. Importing the same file twice changes nothing.
+The format with an example: ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -14,20 +18,19 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from explorer.architectures import UnknownArchitectureError, config_from_dict, resolve
+from explorer.architectures import NAMED_ARCHITECTURES, UnknownArchitectureError, config_from_dict, resolve
 from explorer.db import AccuracyResult, Architecture, Database, upsert_architecture
 from explorer.errors import UserError
-from predictors.evidence import cached_fit, evidence_digest_of
-from predictors.surrogate import AccuracySurrogate
-from search_spaces.base import ArchConfig, KnobError
+from predictors.surrogate import AccuracySurrogate, fit_surrogate
+from search_spaces.base import ArchConfig, KnobError, arch_id
 
 IMAGENET = "imagenet"
 PUBLISHED, IMPORTED, MICRO_TASK = "published", "imported", "micro-task"
@@ -35,6 +38,15 @@ IMPORT_SUFFIXES = (".csv", ".jsonl")
 MAX_DATASET_LENGTH = 64  # accuracy_results.dataset
 MAX_EPOCHS = 2**31 - 1  # accuracy_results.epochs is a 32-bit integer
 MICRO_TASK_SOURCE = "explorer micro-task "
+PROVENANCES = (PUBLISHED, IMPORTED, MICRO_TASK)
+#: a top-1 at or below this is a fraction written for a percentage (0.781 for 78.1 %)
+FRACTION_LIMIT = 1.0
+#: points an imported top-1 may differ from the published one of the same architecture and
+#: dataset: reproductions with the paper's recipe land within a few tenths
+PUBLISHED_TOLERANCE = 1.0
+#: standard deviations the surrogate's ~90 % interval is widened by before a result counts as far
+#: outside it (the interval +- 2 std is about +- 3.6 std around the mean, p ~ 3e-4)
+SURROGATE_MARGIN_STD = 2.0
 
 
 class ResultsImportError(UserError):
@@ -67,6 +79,12 @@ class KnownResult:
     epochs: int | None
     source: str
     provenance: str
+    result_id: int | None = None  # the row's id, what `explorer results remove` takes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.result_id, "arch_id": self.arch_id, "name": self.name,
+                "resolution": self.config.resolution, "space": self.config.space, "dataset": self.dataset,
+                "top1": self.top1, "epochs": self.epochs, "source": self.source, "provenance": self.provenance}
 
     @property
     def result_set(self) -> str:
@@ -122,17 +140,22 @@ def load_published_accuracies(db: Database) -> int:
     return changed
 
 
-def known_results(db: Database, provenance: str | None = None, dataset: str | None = None) -> list[KnownResult]:
-    """Stored results, oldest first, optionally filtered."""
+def known_results(db: Database, provenance: str | None = None, dataset: str | None = None,
+                  source: str | None = None, arch: str | None = None) -> list[KnownResult]:
+    """Stored results, oldest first, optionally filtered (``arch``: an arch id or a name)."""
     query = select(AccuracyResult, Architecture).join(Architecture, AccuracyResult.arch_id == Architecture.arch_id)
     if provenance is not None:
         query = query.where(AccuracyResult.provenance == provenance)
     if dataset is not None:
         query = query.where(AccuracyResult.dataset == dataset)
+    if source is not None:
+        query = query.where(AccuracyResult.source == source)
+    if arch is not None:
+        query = query.where((Architecture.arch_id == arch) | (Architecture.name == arch))
     with db.session() as session:
         rows = session.execute(query.order_by(AccuracyResult.id)).all()
         return [KnownResult(r.arch_id, a.name, config_from_dict(a.config_json), r.dataset, r.top1, r.epochs,
-                            r.source, r.provenance) for r, a in rows]
+                            r.source, r.provenance, r.id) for r, a in rows]
 
 
 def mean_by_architecture(results: Iterable[KnownResult]) -> tuple[list[ArchConfig], list[float], list[str]]:
@@ -156,30 +179,29 @@ def surrogate_training_results(db: Database) -> list[KnownResult]:
 
 def load_surrogate(db: Database, variant: str | None = None) -> AccuracySurrogate:
     """The surrogate fitted on the database's ImageNet results, so it always reflects the latest
-    import (fitted once per distinct set of results and surrogate version, then cached on disk for
-    every process; see :mod:`predictors.evidence`)."""
-    configs, top1, ids, labels = _surrogate_inputs(db)
-    if len(top1) < 3:
-        raise NotEnoughResultsError(len(top1))
-    return cached_fit(configs, top1, variant, labels, ids)
-
-
-def _surrogate_inputs(db: Database) -> tuple[list[ArchConfig], list[float], list[str], list[str]]:
-    """(configs, mean top-1, arch ids, labels) of the surrogate's training results."""
+    import (fitted once per distinct set of results in a process; see :func:`fit_surrogate`)."""
     results = surrogate_training_results(db)
     configs, top1, ids = mean_by_architecture(results)
+    if len(top1) < 3:
+        raise NotEnoughResultsError(len(top1))
     first = {r.arch_id: r for r in reversed(results)}
-    return configs, top1, ids, [result_label(first[i]) for i in ids]
-
-
-def evidence_digest(db: Database) -> str:
-    """The digest of the surrogate's evidence in ``db`` (:func:`predictors.evidence.evidence_digest_of`):
-    what a stored search compares to tell that its scores are stale. Fits nothing."""
-    _, top1, ids, labels = _surrogate_inputs(db)
-    return evidence_digest_of(ids, top1, labels)
+    return fit_surrogate(configs, top1, variant, labels=[result_label(first[i]) for i in ids])
 
 
 # -- import ------------------------------------------------------------------------------------
+
+#: the config of an arch id the database does not hold (a search trial), or None
+ArchLookup = Callable[[str], "ArchConfig | None"]
+
+
+@dataclass(frozen=True)
+class ImportWarning:
+    """A stored result that contradicts the evidence (stored because the import was forced)."""
+
+    line: int
+    field: str
+    arch_id: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -189,6 +211,18 @@ class ImportSummary:
     updated: int
     unchanged: int
     surrogate_loo: dict[str, float] | None  # leave-one-out figures after the refit
+    warnings: tuple[ImportWarning, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    config: ArchConfig
+    name: str | None
+    dataset: str
+    top1: float
+    epochs: int | None
+    source: str
 
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -212,17 +246,46 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
-def _architecture(session, record: Mapping[str, Any]) -> tuple[ArchConfig, str | None]:
-    """The row's config; raises ``(field, message)`` as a ValueError tuple."""
+def _config_spec(value: Any, folder: Path) -> Any:
+    """A ``config`` cell as :func:`resolve` takes it: a JSON object (inline, or a JSON string), a
+    name, or a path to a config JSON file (relative to the import file's folder, else to the
+    working directory)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise _Problem("config", f"not valid JSON ({err.msg})") from None
+    if text in NAMED_ARCHITECTURES:
+        return text
+    beside = folder / text
+    if beside.is_file():
+        return str(beside)
+    if Path(text).is_file():
+        return text
+    raise _Problem("config", f"{text!r:.80} is not allowed; allowed: a JSON object of knobs, a name, or the path of "
+                             "a config.json (relative to the import file's folder)")
+
+
+def _architecture(session, record: Mapping[str, Any], folder: Path,
+                  lookup: ArchLookup | None) -> tuple[ArchConfig, str | None]:
+    """The row's config and name; raises :class:`_Problem`."""
     given = [key for key in ("arch_id", "config", "name") if key in record]
     if len(given) != 1:
         raise _Problem("arch_id|config|name", f"give exactly one of arch_id, config, name (got {given or 'none'})")
     key = given[0]
     if key == "arch_id":
-        row = session.get(Architecture, str(record["arch_id"]))
-        if row is None:
-            raise _Problem("arch_id", f"{record['arch_id']!r} is not in the database; give 'config' or 'name' instead")
-        return config_from_dict(row.config_json), row.name
+        wanted = str(record["arch_id"]).strip()
+        row = session.get(Architecture, wanted)
+        if row is not None:
+            return config_from_dict(row.config_json), row.name
+        found = lookup(wanted) if lookup is not None else None
+        if found is None:
+            raise _Problem("arch_id", f"{wanted!r} is not an architecture of the database, of a suggestion or of a "
+                                      "stored search study; give 'config' or 'name' instead")
+        return found, None
     resolution = record.get("resolution")
     if resolution is not None:
         try:
@@ -232,15 +295,11 @@ def _architecture(session, record: Mapping[str, Any]) -> tuple[ArchConfig, str |
     try:
         if key == "name":
             return resolve(str(record["name"]), resolution), str(record["name"])
-        knobs = record["config"]
-        if isinstance(knobs, str):
-            try:
-                knobs = json.loads(knobs)
-            except json.JSONDecodeError as err:
-                raise _Problem("config", f"not valid JSON ({err.msg})") from None
-        if not isinstance(knobs, dict):
-            raise _Problem("config", f"{knobs!r:.60} is not allowed; allowed: a JSON object of knobs")
-        return resolve(knobs, resolution), None
+        spec = _config_spec(record["config"], folder)
+        if not isinstance(spec, (dict, str)):
+            raise _Problem("config", f"{spec!r:.60} is not allowed; allowed: a JSON object of knobs")
+        config = resolve(spec, resolution)
+        return config, spec if isinstance(spec, str) and spec in NAMED_ARCHITECTURES else None
     except UnknownArchitectureError as err:
         raise _Problem("name", str(err)) from None
     except KnobError as err:
@@ -267,6 +326,9 @@ def _validated(record: Mapping[str, Any], default_source: str) -> tuple[str, flo
         raise _Problem("top1", f"{record['top1']!r} is not a number; allowed: 0-100 (percent)") from None
     if not 0 <= top1 <= 100:
         raise _Problem("top1", f"{top1!r} is out of range; allowed: 0-100 (percent, not a fraction)")
+    if top1 <= FRACTION_LIMIT:
+        raise _Problem("top1", f"{record['top1']} looks like a fraction: did you mean {top1 * 100:.1f}? "
+                               f"(top-1 is in percent, above {FRACTION_LIMIT:g})")
     epochs = record.get("epochs")
     if epochs is not None:
         try:
@@ -279,9 +341,52 @@ def _validated(record: Mapping[str, Any], default_source: str) -> tuple[str, flo
     return dataset.lower(), top1, epochs, source
 
 
-def import_results(db: Database, path: str | Path) -> ImportSummary:
+def _contradictions(db: Database, rows: Sequence[_Row]) -> list[ImportWarning]:
+    """Rows that contradict the evidence: more than :data:`PUBLISHED_TOLERANCE` points from the
+    published top-1 of the same architecture and dataset; or, for an ImageNet result of an
+    architecture the surrogate has no result of, outside its ~90 % interval widened by
+    :data:`SURROGATE_MARGIN_STD` standard deviations (fits the surrogate only then)."""
+    published: dict[tuple[str, str], list[KnownResult]] = defaultdict(list)
+    for result in known_results(db, provenance=PUBLISHED):
+        published[result.arch_id, result.dataset].append(result)
+    found: list[ImportWarning] = []
+    unseen: list[_Row] = []
+    evidence = {r.arch_id for r in surrogate_training_results(db)}
+    for row in rows:
+        key = arch_id(row.config)
+        if published[key, row.dataset]:
+            nearest = min(published[key, row.dataset], key=lambda r: abs(r.top1 - row.top1))
+            if abs(nearest.top1 - row.top1) > PUBLISHED_TOLERANCE:
+                found.append(ImportWarning(
+                    row.line, "top1", key,
+                    f"{row.top1:g} contradicts the published {nearest.top1:g} of {result_label(nearest)} on "
+                    f"{row.dataset} ({nearest.source}) by {abs(nearest.top1 - row.top1):.1f} points (tolerance "
+                    f"{PUBLISHED_TOLERANCE:g})"))
+        elif row.dataset == IMAGENET and key not in evidence:
+            unseen.append(row)
+    if unseen:
+        try:
+            surrogate = load_surrogate(db)
+        except NotEnoughResultsError:
+            return found
+        prediction = surrogate.predict([row.config for row in unseen])
+        margin = SURROGATE_MARGIN_STD * prediction.std
+        for row, low, high, wide_low, wide_high in zip(unseen, prediction.low, prediction.high,
+                                                       prediction.low - margin, prediction.high + margin):
+            if not wide_low <= row.top1 <= wide_high:
+                found.append(ImportWarning(
+                    row.line, "top1", arch_id(row.config),
+                    f"{row.top1:g} lies far outside the surrogate's ~90 % interval {low:.1f}-{high:.1f} "
+                    f"(widened by {SURROGATE_MARGIN_STD:g} std: {wide_low:.1f}-{wide_high:.1f})"))
+    return sorted(found, key=lambda w: w.line)
+
+
+def import_results(db: Database, path: str | Path, *, force: bool = False,
+                   lookup: ArchLookup | None = None) -> ImportSummary:
     """Validate and store the results of ``path`` (provenance ``imported``), then refit the
-    surrogate. All-or-nothing: on any invalid row nothing is written."""
+    surrogate. All-or-nothing: on any invalid row nothing is written, nor on any contradiction
+    (:func:`_contradictions`) unless ``force``, when they come back as warnings. ``lookup``
+    resolves arch ids the database does not hold (search trials)."""
     path = Path(path)
     if path.suffix.lower() not in IMPORT_SUFFIXES:
         raise ResultsImportError(str(path), [(0, "file", f"suffix {path.suffix!r}; allowed: {', '.join(IMPORT_SUFFIXES)}")])
@@ -293,23 +398,55 @@ def import_results(db: Database, path: str | Path) -> ImportSummary:
         raise ResultsImportError(str(path), [(0, "file", f"not UTF-8 text (byte {err.object[err.start]:#04x} at "
                                                          f"offset {err.start}); allowed: a UTF-8 CSV or JSON lines file")])
     problems: list[tuple[int, str, str]] = []
-    counts = {"inserted": 0, "updated": 0, "unchanged": 0}
+    valid: list[_Row] = []
     with db.session() as session:
-        valid = []
         for line, record in records:
             try:
-                config, name = _architecture(session, record)
-                valid.append((config, name, *_validated(record, f"import:{path.name}")))
+                config, name = _architecture(session, record, path.parent, lookup)
+                valid.append(_Row(line, config, name, *_validated(record, f"import:{path.name}")))
             except _Problem as problem:
                 problems.append((line, problem.field, problem.message))
-        if not records:
-            problems.append((0, "file", "no result rows"))
-        if problems:
-            raise ResultsImportError(str(path), problems)
-        for config, name, dataset, top1, epochs, source in valid:
-            counts[store_result(session, config, dataset, top1, epochs, source, IMPORTED, name)] += 1
+    if not records:
+        problems.append((0, "file", "no result rows"))
+    if problems:
+        raise ResultsImportError(str(path), problems)
+    warnings = _contradictions(db, valid)
+    if warnings and not force:
+        raise ResultsImportError(str(path), [(w.line, w.field, f"{w.message}; check the value, or store it anyway "
+                                                               "with --force") for w in warnings])
+    counts = {"inserted": 0, "updated": 0, "unchanged": 0}
+    with db.session() as session:
+        for row in valid:
+            outcome = store_result(session, row.config, row.dataset, row.top1, row.epochs, row.source, IMPORTED, row.name)
+            counts[outcome] += 1
     try:
         loo = load_surrogate(db).loo_metrics()
     except NotEnoughResultsError:
         loo = None
-    return ImportSummary(len(records), counts["inserted"], counts["updated"], counts["unchanged"], loo)
+    return ImportSummary(len(records), counts["inserted"], counts["updated"], counts["unchanged"], loo, tuple(warnings))
+
+
+# -- list and remove -------------------------------------------------------------------------------
+
+
+def remove_results(db: Database, ids: Sequence[int] = (), source: str | None = None,
+                   force: bool = False) -> list[KnownResult]:
+    """Delete results by id or by source and return them; published results only when ``force``
+    (they are the release's evidence). Removes nothing on any unknown id."""
+    if bool(ids) == (source is not None):
+        raise UserError("give result ids or --source (one of them); `explorer results list` prints both")
+    chosen = [r for r in known_results(db, source=source) if source is not None or r.result_id in set(ids)]
+    missing = sorted(set(ids) - {r.result_id for r in chosen})
+    if missing:
+        raise UserError(f"unknown result id(s) {', '.join(map(str, missing))}; allowed: the ids `explorer results "
+                        "list` prints")
+    if not chosen:
+        raise UserError(f"no result has source {source!r}; allowed: a source `explorer results list` prints")
+    published = [r for r in chosen if r.provenance == PUBLISHED]
+    if published and not force:
+        raise UserError(f"{len(published)} of the {len(chosen)} results are published (id(s) "
+                        f"{', '.join(str(r.result_id) for r in published)}), the release's evidence; nothing removed "
+                        "(add --force to remove them too)")
+    with db.session() as session:
+        session.execute(delete(AccuracyResult).where(AccuracyResult.id.in_([r.result_id for r in chosen])))
+    return chosen

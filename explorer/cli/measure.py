@@ -98,7 +98,8 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--space", help="design space sampled by random/sobol (default lowformer) or whose "
                                         f"presets --sampler presets measures (default all): {', '.join(FLAT_SPACES)}")
-    parser.add_argument("--file", help="configs or names for --sampler file (JSON list or one per line)")
+    parser.add_argument("--file", help="configs, names or arch ids of the database for --sampler file (JSON list or "
+                                       "one per line)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), help="default: the device's")
     parser.add_argument("--threads", type=int, help="default: the device's")
     parser.add_argument("--batch", type=int, help="default: the device's (1: latency, more: throughput)")

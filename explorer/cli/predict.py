@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(handler=_report)
 
     predict = subparsers.add_parser("predict", help="predicted latency of an architecture (not a measurement)")
-    predict.add_argument("spec", metavar="NAME|CONFIG.json", help="preset, toy model or config JSON file")
+    predict.add_argument("spec", metavar="NAME|CONFIG.json|ARCH_ID",
+                         help="preset, toy model, config JSON file or arch id of the database (e.g. a suggestion's)")
     predict.add_argument("--device", required=True, help="device profile name or alias")
     predict.add_argument("--resolution", type=int, default=None, help="input resolution")
     add_db(predict)
@@ -143,13 +144,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from explorer.architectures import name_of, resolve
-    from explorer.db import open_database
+    from explorer.architectures import name_of
+    from explorer.db import open_database, resolve_stored
     from predictors.store import load_predictor
     from search_spaces.base import arch_id
 
-    config = resolve(args.spec, args.resolution)
-    predictor = load_predictor(open_database(args.db), args.device)
+    db = open_database(args.db)
+    config = resolve_stored(db, args.spec, args.resolution)
+    predictor = load_predictor(db, args.device)
     median, low, high = (float(v[0]) for v in predictor.predict([config]))
     result = {"arch_id": arch_id(config), "name": name_of(config), "resolution": config.resolution,
               "device": predictor.device, "batch": predictor.batch, "latency_ms": median, "low_ms": low,

@@ -1,4 +1,4 @@
-"""``explorer proxy score|report`` and ``explorer results import``: the accuracy axis."""
+"""``explorer proxy score|report`` and ``explorer results import|list|remove``: the accuracy axis."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 
 from rich.table import Table
 
-from explorer.cli.common import add_db, add_json, console, print_json
+from explorer.cli.common import add_db, add_json, console, errors, print_json
+from explorer.cli.search import _add_storage, _storage
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,12 +37,63 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json(report)
     report.set_defaults(handler=_report)
 
-    results = subparsers.add_parser("results", help="accuracy results from training runs")
+    results = subparsers.add_parser("results", help="accuracy results from training runs: import, list, remove")
     results_commands = results.add_subparsers(dest="results_command", metavar="COMMAND")
     results_commands.required = True
-    imports = results_commands.add_parser(
-        "import", help="import trained accuracies (CSV or JSON lines: arch_id|config|name, dataset, top1, epochs, source)")
+    results_commands.add_parser(
+        "import", help="import trained accuracies (CSV or JSON lines: arch_id|config|name, dataset, top1, epochs, source)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, declare=_declare_import)
+
+    listing = results_commands.add_parser("list", help="stored results with their ids, provenance and source")
+    listing.add_argument("arch", nargs="?", metavar="ARCH_ID|NAME", help="only the results of this architecture")
+    listing.add_argument("--provenance", choices=("published", "imported", "micro-task"), default=None)
+    listing.add_argument("--dataset", default=None, help="only this dataset (e.g. imagenet)")
+    listing.add_argument("--source", default=None, help="only results of this source (an import's file name, ...)")
+    add_db(listing)
+    add_json(listing)
+    listing.set_defaults(handler=_list)
+
+    remove = results_commands.add_parser("remove", help="delete results by id (see `results list`) or by source")
+    remove.add_argument("ids", nargs="*", type=int, metavar="ID", help="result ids")
+    remove.add_argument("--source", default=None, help="every result of this source instead")
+    remove.add_argument("--force", action="store_true", help="also remove published results (the release's evidence)")
+    add_db(remove)
+    add_json(remove)
+    remove.set_defaults(handler=_remove)
+
+
+IMPORT_FORMAT = """\
+file format (CSV with a header row, or JSON lines with the same keys; docs/results.md):
+  the architecture, exactly one of
+    arch_id   an id the tool printed (the database, `explorer suggest`, a search trial)
+    config    inline JSON knobs, the path of an exported config.json (relative to FILE's
+              folder), or a name
+    name      a named architecture, with an optional resolution column
+  dataset     e.g. imagenet
+  top1        top-1 accuracy in percent: above 1 (0.781 is refused as a fraction), at most 100
+  epochs      optional, a positive integer
+  source      optional, default import:FILE (`results remove --source` removes a whole import)
+
+example (empty cells are left out):
+  arch_id,config,name,resolution,dataset,top1,epochs,source
+  8e0c8cd3a7be2f5d,,,,imagenet,77.9,300,my-repo run 12
+  ,to-train/suggestion-2-1b7f0c44d2a9e360/config.json,,,imagenet,78.2,300,my-repo run 13
+  ,,lowformer-b1,240,imagenet,79.6,300,my-repo run 14
+  (ids and paths: those `explorer suggest --to to-train` printed)
+
+a result more than {tolerance:g} point from the published top-1 of its architecture and
+dataset, or outside the surrogate's ~90 % interval widened by {margin:g} std (ImageNet results of
+architectures it has no result of), is refused unless --force, which stores it with a warning
+per row (`warnings` in --json)."""
+def _declare_import(imports: argparse.ArgumentParser) -> None:
+    from predictors.results import PUBLISHED_TOLERANCE, SURROGATE_MARGIN_STD
+
+    imports.epilog = IMPORT_FORMAT.format(tolerance=PUBLISHED_TOLERANCE, margin=SURROGATE_MARGIN_STD)
     imports.add_argument("file", metavar="FILE.csv|FILE.jsonl")
+    imports.add_argument("--force", action="store_true",
+                         help="store results that contradict the published one of their architecture or lie far "
+                              "outside the surrogate's interval (each is named in a warning)")
+    _add_storage(imports)
     add_db(imports)
     add_json(imports)
     imports.set_defaults(handler=_import)
@@ -150,15 +202,55 @@ def _import(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from explorer.db import open_database
+    from explorer.search.lookup import trial_lookup
     from predictors.results import import_results
 
-    summary = import_results(open_database(args.db), args.file)
+    summary = import_results(open_database(args.db), args.file, force=args.force, lookup=trial_lookup(_storage(args)))
+    for warning in summary.warnings:
+        errors.print(f"[red]WARNING[/red] {args.file}, line {warning.line}, field '{warning.field}': {warning.message}; "
+                     "stored because of --force", highlight=False, soft_wrap=True)
     if args.json:
         print_json(asdict(summary))
         return 0
-    console.print(f"{summary.rows} rows: {summary.inserted} new, {summary.updated} updated, {summary.unchanged} unchanged")
+    console.print(f"{summary.rows} rows: {summary.inserted} new, {summary.updated} updated, {summary.unchanged} unchanged"
+                  + (f", {len(summary.warnings)} contradicting the evidence (forced)" if summary.warnings else ""))
     if summary.surrogate_loo:
         loo = summary.surrogate_loo
         console.print(f"surrogate top-1 (predicted) refitted on {loo['n']} ImageNet results: "
                       f"leave-one-out MAE {loo['mae']:.2f} points, Kendall tau {loo['kendall_tau']:.2f}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from explorer.db import open_database
+    from predictors.results import known_results
+
+    dataset = args.dataset.lower() if args.dataset else None
+    results = known_results(open_database(args.db), args.provenance, dataset, args.source, args.arch)
+    if args.json:
+        print_json([r.to_dict() for r in results])
+        return 0
+    console.print(_results_table(f"{len(results)} results", results))
+    return 0
+
+
+def _results_table(title: str, results) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("id", "architecture", "px", "dataset", "top-1 %", "epochs", "provenance", "source"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(str(r.result_id), r.name or r.arch_id, str(r.config.resolution), r.dataset, f"{r.top1:.2f}",
+                      "-" if r.epochs is None else str(r.epochs), r.provenance, r.source)
+    return table
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from explorer.db import open_database
+    from predictors.results import remove_results
+
+    removed = remove_results(open_database(args.db), args.ids, args.source, args.force)
+    if args.json:
+        print_json({"removed": [r.to_dict() for r in removed]})
+        return 0
+    console.print(_results_table(f"removed {len(removed)} results", removed))
     return 0

@@ -7,7 +7,7 @@ import sys
 
 from rich.table import Table
 
-from explorer.cli.common import add_json, console, print_json
+from explorer.cli.common import add_db, add_json, console, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,8 +27,10 @@ def _declare(parser: argparse.ArgumentParser) -> None:
     presets.set_defaults(handler=_presets)
 
     show = commands.add_parser("show", help="stages, params, MACs and op classes of one architecture")
-    show.add_argument("spec", metavar="NAME|CONFIG.json")
+    show.add_argument("spec", metavar="NAME|CONFIG.json|ARCH_ID",
+                      help="named architecture, config JSON file or arch id of the database (e.g. a suggestion's)")
     show.add_argument("--resolution", type=int, default=None, help="input side (feature-map side for toys)")
+    add_db(show)
     add_json(show)
     show.set_defaults(handler=_show)
 
@@ -70,8 +72,9 @@ def _presets(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from explorer import space
+    from explorer.db import open_database
 
-    info = space.describe(args.spec, args.resolution)
+    info = space.describe(args.spec, args.resolution, open_database(args.db))
     if args.json:
         print_json(info)
         return 0

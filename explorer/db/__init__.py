@@ -2,8 +2,7 @@
 pipeline steps (predictors, proxy scores, accuracies).
 
 ``open_database(url)`` creates or migrates the schema and returns a :class:`Database`; all reads
-and writes go through ``Database.session()``. Without a URL it opens the user's own database
-(:func:`user_db_path`), never the shipped ``measurements.db`` (:mod:`explorer.db.release`).
+and writes go through ``Database.session()``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from explorer.db.database import Database, database_url, head_revision, open_database, user_data_dir, user_db_path
+from explorer.db.database import Database, database_url, head_revision, open_database
 from explorer.db.hosts import host_id
 from explorer.db.models import (
     AccuracyResult,
@@ -137,6 +136,24 @@ def upsert_architecture(session: Session, config: ArchConfig, name: str | None =
 
 
 _INSERTS_ON_CONFLICT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+def resolve_stored(database: Database, spec, resolution: int | None = None) -> ArchConfig:
+    """:func:`explorer.architectures.resolve`, and an arch id of ``database``'s architectures
+    table: what imports, campaigns and ``explorer suggest`` stored, so an id the tool printed
+    names its architecture wherever a spec is taken."""
+    from explorer.architectures import UnknownArchitectureError, config_from_dict, resolve
+
+    try:
+        return resolve(spec, resolution)
+    except UnknownArchitectureError:
+        if not isinstance(spec, str):
+            raise
+    with database.session() as session:
+        row = session.get(Architecture, spec)
+        if row is None:
+            raise UnknownArchitectureError(spec, database.url) from None
+        config = config_from_dict(row.config_json)
+    return config if resolution is None else config.with_resolution(resolution)
+
 
 
 def _fill_counts(row: Architecture, config: ArchConfig) -> None:
@@ -209,6 +226,5 @@ __all__ = [
     "open_database",
     "resolve_device",
     "upsert_architecture",
-    "user_data_dir",
-    "user_db_path",
+    "resolve_stored",
 ]

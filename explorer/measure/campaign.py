@@ -38,7 +38,16 @@ from rich.progress import (
 from sqlalchemy import select
 
 from explorer.architectures import NAMED_ARCHITECTURES, family_of, flat_space, name_of, resolve
-from explorer.db import BUSY_FLAG, Database, Device, Measurement, bind_host, resolve_device, upsert_architecture
+from explorer.db import (
+    BUSY_FLAG,
+    Database,
+    Device,
+    Measurement,
+    bind_host,
+    resolve_device,
+    resolve_stored,
+    upsert_architecture,
+)
 from explorer.errors import UserError
 from explorer.measure.backends import Backend, Prepared, get_backend
 from explorer.measure.protocol import ProtocolResult, ProtocolSettings, host_fingerprint, measure
@@ -96,8 +105,10 @@ def _presets(request: SampleRequest) -> list[ArchConfig]:
     return configs[: request.n] if request.n else configs
 
 
-def read_config_file(path: str | Path, resolution: int | None = None) -> list[ArchConfig]:
-    """Configs from a file: a JSON list, or one JSON object or architecture name per line."""
+def read_config_file(path: str | Path, resolution: int | None = None,
+                     database: Database | None = None) -> list[ArchConfig]:
+    """Configs from a file: a JSON list, or one JSON object, architecture name or arch id of
+    ``database`` per line."""
     try:
         text = Path(path).read_text()
     except OSError as err:
@@ -115,13 +126,14 @@ def read_config_file(path: str | Path, resolution: int | None = None) -> list[Ar
                 items.append(json.loads(line) if line.startswith("{") else line)
             except json.JSONDecodeError as err:
                 raise KnobError("file", f"{path}:{number}", f"a JSON object or a name per line ({err})") from None
-    return [resolve(item, resolution) for item in items]
+    return [resolve(item, resolution) if database is None else resolve_stored(database, item, resolution)
+            for item in items]
 
 
 def _file(request: SampleRequest) -> list[ArchConfig]:
     if request.file is None:
         raise KnobError("file", None, "a path to a file of configs or names (--file) for sampler 'file'")
-    configs = read_config_file(request.file, request.resolution)
+    configs = read_config_file(request.file, request.resolution, request.database)
     return configs[: request.n] if request.n else configs
 
 

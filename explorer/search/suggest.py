@@ -9,6 +9,10 @@ training even if its mean is modest; one predicted well below the best is not). 
 diverse by **local penalisation**: once a candidate is picked, the expected improvement of its
 neighbours (in the surrogate's own metric) shrinks, so the batch does not spend several training
 runs on one corner of the space.
+
+The suggested configs are kept in the architectures table (:func:`keep_suggestions`), so the ids
+the command prints resolve wherever an arch id is taken: ``results import``, ``predict``,
+``space show``, ``measure --file``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from explorer.db import Database, upsert_architecture
 from explorer.search.space import flat_spaces
 from predictors.surrogate import descriptors, feature_matrix
 from search_spaces.base import ArchConfig, arch_id
@@ -104,3 +109,10 @@ def suggest_batch(candidates: Sequence[ArchConfig], surrogate, latency, budget_m
     return [Suggestion(candidates[i], float(gain[i]), float(prediction.mean[i]), float(prediction.low[i]),
                        float(prediction.high[i]), float(median[i]), float(high[i]),
                        surrogate.labels_[int(prediction.nearest[i])]) for i in picked]
+
+
+def keep_suggestions(db: Database, suggestions: Sequence[Suggestion]) -> None:
+    """Store the suggested configs (with params and MACs), so their printed ids resolve."""
+    with db.session() as session:
+        for suggestion in suggestions:
+            upsert_architecture(session, suggestion.config)
