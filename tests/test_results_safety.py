@@ -144,7 +144,9 @@ def test_results_are_listed_and_removed(db, tmp_path, capsys):
     assert len(known_results(db, provenance=PUBLISHED)) == n_published - 1
 
 
-def test_a_suggested_id_resolves_in_import_space_show_and_measure_file(db, tmp_path, capsys):
+def test_a_suggested_id_resolves_in_import_predict_space_show_and_measure_file(tmp_path, capsys):
+    shutil.copy(SHIPPED, tmp_path / "m.db")  # the shipped latency predictors, for predict
+    db = open_database(tmp_path / "m.db")
     config = _sampled(5)
     key = arch_id(config)
     path = tmp_path / "r.csv"
@@ -155,6 +157,8 @@ def test_a_suggested_id_resolves_in_import_space_show_and_measure_file(db, tmp_p
     assert import_results(db, path).inserted == 1
     (stored,) = known_results(db, provenance="imported")
     assert stored.arch_id == key
+    assert main(["predict", key, "--device", "raspi5", "--db", db.url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["arch_id"] == key
     assert main(["space", "show", key, "--db", db.url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["arch_id"] == key
     ids = tmp_path / "ids.txt"
