@@ -116,17 +116,41 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip re-measuring a few presets at the start and end of the campaign")
     parser.add_argument("--min-samples", type=int, default=defaults.min_samples)
     parser.add_argument("--max-samples", type=int, default=defaults.max_samples)
-    parser.add_argument("--quiet-wait", type=float, default=defaults.quiet_wait_s,
+    add_guard_arguments(parser)
+    add_json(parser)
+    add_db(parser)
+
+
+def _non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number >= 0")
+    return number
+
+
+def add_guard_arguments(parser: argparse.ArgumentParser) -> None:
+    """The quiet-machine guard's options, the same wherever this host measures (``measure``,
+    ``bundle``, ``verify``; a bundle's ``runner.py`` takes them too)."""
+    from explorer.measure import ProtocolSettings
+
+    defaults = ProtocolSettings()
+    parser.add_argument("--quiet-wait", type=_non_negative, default=defaults.quiet_wait_s, metavar="SECONDS",
                         help="seconds to wait for a quiet machine before measuring anyway, flagged busy "
                              f"(default {defaults.quiet_wait_s:.0f})")
-    parser.add_argument("--busy-cores", type=float, default=defaults.busy_cores,
+    parser.add_argument("--busy-cores", type=_non_negative, default=defaults.busy_cores, metavar="CORES",
                         help="other processes using more cores than this make the machine busy "
                              f"(default {defaults.busy_cores})")
     parser.add_argument("--allow-busy", action="store_true",
                         help="measure without waiting for a quiet machine; busy results keep the busy flag "
                              "and stay out of predictor training")
-    add_json(parser)
-    add_db(parser)
+
+
+def guard_settings(args: argparse.Namespace) -> dict[str, float | bool]:
+    """:class:`ProtocolSettings` fields of the guard options (:func:`add_guard_arguments`)."""
+    return {"quiet_wait_s": args.quiet_wait, "busy_cores": args.busy_cores, "allow_busy": args.allow_busy}
 
 
 def campaign_spec(args: argparse.Namespace) -> CampaignSpec:
@@ -134,8 +158,7 @@ def campaign_spec(args: argparse.Namespace) -> CampaignSpec:
 
     protocol = ProtocolSettings(time_limit_s=args.time_limit, target_rel_ci=args.target_ci,
                                 min_samples=args.min_samples, max_samples=args.max_samples,
-                                quiet_wait_s=args.quiet_wait, busy_cores=args.busy_cores,
-                                allow_busy=args.allow_busy)
+                                **guard_settings(args))
     return CampaignSpec(device=args.device, n=args.n, sampler=args.sampler, seed=args.seed, space=args.space, file=args.file,
                         backend=args.backend, threads=args.threads, batch=args.batch, resolution=args.resolution,
                         force=args.force, retry_failed=args.retry_failed, name=args.campaign, protocol=protocol,

@@ -85,6 +85,7 @@ def _declare_dashboard(dashboard: argparse.ArgumentParser) -> None:
 
 
 def _declare_verify(verify: argparse.ArgumentParser) -> None:
+    from explorer.cli.measure import add_guard_arguments
     from explorer.search import DEFAULT_TOP
 
     verify.add_argument("--study", required=True)
@@ -95,6 +96,7 @@ def _declare_verify(verify: argparse.ArgumentParser) -> None:
     verify.add_argument("--bundle", default=None, metavar="DIR",
                         help="for a device without the tool: write what is still to measure as a bundle here; "
                              "run its runner.py there, `explorer ingest` the results, then verify again")
+    add_guard_arguments(verify)
     _add_storage(verify)
     add_db(verify)
     add_json(verify)
@@ -323,7 +325,9 @@ def _dashboard(args: argparse.Namespace) -> int:
 # -- verify ---------------------------------------------------------------------------------------
 
 def _verify(args: argparse.Namespace) -> int:
+    from explorer.cli.measure import guard_settings
     from explorer.db import open_database
+    from explorer.measure import ProtocolSettings
     from explorer.search import load_study
     from explorer.verify import verify_shortlist
 
@@ -335,7 +339,7 @@ def _verify(args: argparse.Namespace) -> int:
 
         transport = SSHTransport(SSHTarget.parse(args.ssh, port=args.ssh_port), args.device)
     report = verify_shortlist(db, study, args.device, top=args.top, transport=transport, bundle_dir=args.bundle,
-                              show_progress=not args.json)
+                              protocol=ProtocolSettings(**guard_settings(args)), show_progress=not args.json)
     data = report.to_dict()
     if args.json:
         print_json(data)

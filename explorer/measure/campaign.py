@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import json
+import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +36,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import object_session
 
 from explorer.architectures import NAMED_ARCHITECTURES, family_of, flat_space, name_of, resolve
 from explorer.db import (
@@ -43,14 +45,16 @@ from explorer.db import (
     Database,
     Device,
     Measurement,
+    OtherHostError,
     bind_host,
+    host_id,
     resolve_device,
     resolve_stored,
     upsert_architecture,
 )
 from explorer.errors import UserError
 from explorer.measure.backends import Backend, Prepared, get_backend
-from explorer.measure.protocol import ProtocolResult, ProtocolSettings, host_fingerprint, measure
+from explorer.measure.protocol import ProtocolResult, ProtocolSettings, host_fingerprint, measure, wait_notice
 from search_spaces.base import ArchConfig, KnobError, arch_id
 from search_spaces.lowformer import LowFormerConfig
 
@@ -193,11 +197,18 @@ def _now() -> datetime:
 
 class LocalTransport(Transport):
     """Measures on this host, in this process. ONNX files go to ``workdir`` (a temporary
-    directory by default)."""
+    directory by default). A wait for a quiet machine is always said on stderr
+    (:func:`~explorer.measure.protocol.wait_notice`), then passed to ``on_wait`` (a progress
+    display)."""
 
     def __init__(self, workdir: str | Path | None = None, on_wait: Callable[[dict], None] | None = None):
         self.workdir = workdir
         self.on_wait = on_wait
+
+    def _on_wait(self, load: dict) -> None:
+        _say_wait(load)
+        if self.on_wait is not None:
+            self.on_wait(load)
 
     def check(self, device: Device, backend: str) -> None:
         get_backend(backend).check_available()
@@ -205,7 +216,8 @@ class LocalTransport(Transport):
             raise UserError(f"device {device.name!r} has published figures only and is not this host; "
                              "measure it remotely (explorer bundle, or --ssh) or use a measured device "
                              "such as 'local'")
-        bind_host(device, host_fingerprint())
+        bind_host(device, host_fingerprint())  # a profile bound to another host: its own error first
+        refuse_foreign_profile(device)  # the claim above is rolled back with the session
 
     def run(self, jobs, protocol, reference):
         if not jobs:
@@ -213,7 +225,9 @@ class LocalTransport(Transport):
         first = jobs[0]
         backend = get_backend(first.backend)
         with tempfile.TemporaryDirectory(prefix="explorer-measure-") as tmp:
-            bench = _Bench(backend, protocol, Path(self.workdir or tmp), host_fingerprint(), self.on_wait)
+            # the host id makes each row tell which host measured it, whatever profile it lands in
+            bench = _Bench(backend, protocol, Path(self.workdir or tmp), {**host_fingerprint(), "host_id": host_id()},
+                           self._on_wait)
             if reference is not None:
                 bench.reference = backend.prepare(reference, reference.build(), batch=first.batch,
                                                   threads=first.threads, workdir=bench.workdir)
@@ -225,6 +239,33 @@ class LocalTransport(Transport):
             finally:
                 if bench.reference is not None:
                     bench.reference.close()
+
+
+_say_wait = wait_notice(lambda text: print(text, file=sys.stderr, flush=True))
+
+
+def refuse_foreign_profile(device: Device) -> None:
+    """Refuse to measure on this host into ``device`` when it holds measurements made elsewhere:
+    by a bundle's runner (ingested, or over SSH: a board's timings) or recorded with another
+    host's id. The profile's host binding alone does not tell, since ingestion binds nothing."""
+    session = object_session(device)
+    if session is None:
+        return
+    bundle, recorded = Measurement.settings["bundle_id"].as_string(), Measurement.host["host_id"].as_string()
+    row = session.execute(
+        select(bundle, recorded, Measurement.host["cpu"].as_string(), Measurement.host["cores"].as_string())
+        .where(Measurement.device == device.name, Measurement.provenance == "measured",
+               or_(bundle.is_not(None), and_(recorded.is_not(None), recorded != host_id())))
+        .limit(1)).first()
+    if row is None:
+        return
+    source, other, cpu, cores = row
+    where = (f"by the runner of bundle {source}" if source is not None else f"on host id {other}")
+    raise OtherHostError(
+        f"device {device.name!r} holds measurements made elsewhere ({where}, on {cpu or 'an unknown CPU'}, "
+        f"{cores or '?'} cores): this host's timings would mix into them; measure it with `explorer bundle "
+        f"--device {device.name}` or `explorer measure --ssh USER@HOST --device {device.name}`, or name a "
+        "profile for this host with `explorer devices add --name NAME --this-host` and measure with --device NAME")
 
 
 @dataclass
@@ -441,17 +482,18 @@ def run_campaign(database: Database, spec: CampaignSpec, *, transport: Transport
     jobs = checks + plan.jobs + checks
     counts = {"ok": 0, "failed": 0}
     check_rows: dict[str, list[Measurement]] = {name: [] for name in spec.drift_check}
-    with (_progress() if show_progress else _NoProgress()) as progress:
-        description = f"measuring on {plan.device}"
-        task = progress.add_task(description, total=len(jobs))
+    progress = _progress() if show_progress else _NoProgress()
+    description = f"measuring on {plan.device}"
+    task = progress.add_task(description, total=len(jobs))
 
-        def show_wait(load: dict) -> None:
-            progress.update(task, description=f"waiting for a quiet machine: others use {load['other_cores']:.2f} "
-                                              f"cores ({load['waited_s']:.0f} of {load['limit_s']:.0f} s)")
+    def show_wait(load: dict) -> None:
+        progress.update(task, description=f"waiting for a quiet machine: others use {load['other_cores']:.2f} "
+                                          f"cores ({load['waited_s']:.0f} of {load['limit_s']:.0f} s)")
 
-        transport = transport or LocalTransport(on_wait=show_wait)
-        with database.session() as session:
-            transport.check(resolve_device(session, plan.device), plan.backend)
+    transport = transport or LocalTransport(on_wait=show_wait)
+    with database.session() as session:  # a refused device shows no progress bar first
+        transport.check(resolve_device(session, plan.device), plan.backend)
+    with progress:
         if not plan.jobs:
             return CampaignReport(label, plan.device, 0, 0, plan.skipped,
                                   drift_threshold=spec.protocol.drift_threshold)

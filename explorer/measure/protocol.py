@@ -365,11 +365,13 @@ def wait_for_quiet(settings: ProtocolSettings, *, on_wait: Callable[[dict], None
                    sleep: Callable[[float], None] = time.sleep) -> QuietWait:
     """Poll other processes' CPU use in windows of ``settings.quiet_window_s`` until one window
     is quiet or ``settings.quiet_wait_s`` has passed. ``on_wait`` sees the load of every busy
-    window (a progress display shows that the measurement waits). With ``allow_busy`` it returns
-    after one window; a window of 0 s turns the wait off (load during timing is still recorded)."""
+    window, numbered from 1 in each wait (:func:`wait_notice` says that the measurement waits).
+    With ``allow_busy`` it returns after one window; a window of 0 s turns the wait off (load
+    during timing is still recorded)."""
     if settings.quiet_window_s <= 0:
         return QuietWait(True, 0.0, {"other_cores": None, "steal_cores": None, "seconds": 0.0})
     start = time.monotonic()
+    window = 0
     while True:
         before = cpu_counters()
         sleep(settings.quiet_window_s)
@@ -379,8 +381,22 @@ def wait_for_quiet(settings: ProtocolSettings, *, on_wait: Callable[[dict], None
             return QuietWait(not is_busy(load, settings), round(waited, 2), load)
         if waited >= settings.quiet_wait_s:
             return QuietWait(False, round(waited, 2), load)
+        window += 1
         if on_wait is not None:
-            on_wait({**load, "waited_s": round(waited, 1), "limit_s": settings.quiet_wait_s})
+            on_wait({**load, "waited_s": round(waited, 1), "limit_s": settings.quiet_wait_s,
+                     "busy_cores": settings.busy_cores, "window": window})
+
+
+def wait_notice(say: Callable[[str], None]) -> Callable[[dict], None]:
+    """An ``on_wait`` that says through ``say`` (a line on stderr), at the first busy window of
+    each wait, that the measurement waits and for how long at most: a progress display is not
+    drawn when output is piped, and a silent wait of minutes looks like a hang."""
+    def notice(load: dict) -> None:
+        if load.get("window") == 1:
+            say(f"waiting for a quiet machine: other processes use {load['other_cores']:.2f} cores (more than "
+                f"--busy-cores {load['busy_cores']:g}); measuring anyway, flagged busy, after {load['limit_s']:g} s "
+                "at most (--quiet-wait SECONDS to change that, --allow-busy not to wait)")
+    return notice
 
 
 def perf_timer(run: Callable[[], object]) -> Timer:

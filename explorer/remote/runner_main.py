@@ -9,6 +9,10 @@ Usage on the device::
 
     python runner.py BUNDLE_DIR > results.jsonl             # measure everything
     python runner.py BUNDLE_DIR --output results.jsonl      # append; skip what the file holds
+    python runner.py BUNDLE_DIR --allow-busy                # do not wait for a quiet machine
+
+``--quiet-wait``, ``--busy-cores`` and ``--allow-busy`` set the quiet-machine guard as they do
+for ``explorer measure`` (default: the bundle's settings); a wait is always said on stderr.
 
 With ``--output`` every finished measurement is appended to the file (flushed and synced at
 once) and echoed on stdout; a run resumes where an interrupted one stopped (a line cut by the
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.measure.protocol import ProtocolSettings, host_fingerprint, measure, perf_timer
+from explorer.measure.protocol import ProtocolSettings, host_fingerprint, measure, perf_timer, wait_notice
 
 RESULT_FORMAT = "explorer-result/1"
 MANIFEST_FORMAT = 1
@@ -118,7 +122,7 @@ def ort_timer(bundle_dir: Path, entry: dict, batch: int, threads, graph_optimiza
 
 
 def measure_entry(bundle_dir: Path, manifest: dict, entry: dict, settings: ProtocolSettings,
-                  reference, host: dict) -> dict:
+                  reference, host: dict, on_wait=None) -> dict:
     """One result line for ``entry``: ``ok`` with every sample, or ``failed`` with the error."""
     runtime = manifest["runtime"]
     record = {
@@ -137,7 +141,7 @@ def measure_entry(bundle_dir: Path, manifest: dict, entry: dict, settings: Proto
                              f"{entry['sha256']} (incomplete copy?)")
         timer = ort_timer(bundle_dir, entry, runtime["batch"], runtime["threads"],
                           runtime["graph_optimization_level"], manifest["input_seed"])
-        result = measure(timer, settings, reference)
+        result = measure(timer, settings, reference, on_wait=on_wait)
         record.update(status="ok", error=None, result=result.to_dict())
     except Exception as err:  # a model that fails on this device is recorded, the run goes on
         record.update(status="failed", error=f"{type(err).__name__}: {err}", result=None)
@@ -164,9 +168,17 @@ def main(argv=None) -> int:
     parser.add_argument("bundle_dir", type=Path, help="directory holding manifest.json")
     parser.add_argument("--output", type=Path, default=None,
                         help="append results to this file and skip models it already holds")
+    parser.add_argument("--quiet-wait", type=float, metavar="SECONDS",
+                        help="seconds to wait for a quiet machine before measuring anyway, flagged busy "
+                             "(default: the bundle's)")
+    parser.add_argument("--busy-cores", type=float, metavar="CORES",
+                        help="other processes using more cores than this make the machine busy (default: the "
+                             "bundle's)")
+    parser.add_argument("--allow-busy", action="store_true",
+                        help="measure without waiting for a quiet machine; busy results keep the busy flag")
     args = parser.parse_args(argv)
     manifest = load_manifest(args.bundle_dir)
-    settings = ProtocolSettings(**manifest["protocol"])
+    settings = guard_settings(manifest["protocol"], args)
     runtime = manifest["runtime"]
     output = open(args.output, "a", encoding="utf-8") if args.output else None
     _lock(output)
@@ -183,13 +195,14 @@ def main(argv=None) -> int:
     except Exception as err:  # noqa: BLE001 - every model depends on it: stop with one line
         detail = (str(err).splitlines() or [""])[0]
         raise SystemExit(f"runner: the reference model: {detail}; copy the bundle again") from None
+    on_wait = wait_notice(lambda text: print(f"runner: {text}", file=sys.stderr, flush=True))
     start = time.monotonic()
     try:
         for entry in manifest["models"]:
             sys.stdout.write(done.get(entry["key"], ""))
         sys.stdout.flush()
         for index, entry in enumerate(todo, 1):
-            record = measure_entry(args.bundle_dir, manifest, entry, settings, reference, host)
+            record = measure_entry(args.bundle_dir, manifest, entry, settings, reference, host, on_wait)
             line = json.dumps(record, separators=(",", ":")) + "\n"
             if output is not None:
                 output.write(line)
@@ -206,6 +219,17 @@ def main(argv=None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 141
     return 0
+
+
+def guard_settings(protocol: dict, args: argparse.Namespace) -> ProtocolSettings:
+    """The bundle's protocol with the guard options given on the command line; a bad value
+    stops the runner with one line."""
+    given = {"quiet_wait_s": args.quiet_wait, "busy_cores": args.busy_cores,
+             "allow_busy": True if args.allow_busy else None}
+    try:
+        return ProtocolSettings(**{**protocol, **{k: v for k, v in given.items() if v is not None}})
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"runner: {err}") from None
 
 
 def _report(index: int, total: int, record: dict, elapsed: float) -> None:
