@@ -282,9 +282,8 @@ class AccuracySurrogate:
         return np.where(onehot.max(axis=1) > 0.5, onehot.argmax(axis=1), -1)
 
     def _fit_core(self, x: np.ndarray, y: np.ndarray) -> dict:
-        curve = reference_curve()
         t = _to_log_error(y)
-        residual = t - curve.predict(x[:, self._cols(REFERENCE_FEATURES)])
+        residual = t - self.curve_.predict(x[:, self._cols(REFERENCE_FEATURES)])
         level = float(residual.mean())
         spread = float(residual.std(ddof=1)) if len(y) > 1 else 0.05
         families = self._family_index(x)
@@ -340,12 +339,12 @@ class AccuracySurrogate:
         offset = np.where(families >= 0, offsets[np.maximum(families, 0)], 0.0)
         known = np.where(families >= 0, counts[np.maximum(families, 0)], 0.0)
         gp_mean, gp_var = self._gp_predict(state, x)
-        t = reference_curve().predict(x[:, self._cols(REFERENCE_FEATURES)]) + state["level"] + offset + gp_mean
+        t = self.curve_.predict(x[:, self._cols(REFERENCE_FEATURES)]) + state["level"] + offset + gp_mean
         spread2 = state["spread"] ** 2
         var = gp_var + spread2 / state["n"] + spread2 * FAMILY_SHRINKAGE / (known + FAMILY_SHRINKAGE)
         if self.gp_features is None:
             var = var + spread2  # no GP: what the offsets leave unexplained stays unexplained
-        var = var + reference_curve().residual_sd ** 2 * self._beyond(state, x)
+        var = var + self.curve_.residual_sd ** 2 * self._beyond(state, x)
         error = np.exp(t)
         distance = self._distance(state, x, np.asarray(state["x"]))
         is_result = distance.min(axis=1) <= SAME_ARCHITECTURE
@@ -396,6 +395,7 @@ class AccuracySurrogate:
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if len(y) < 3:
             raise ValueError(f"the surrogate needs at least 3 results to fit, got {len(y)}")
+        self.curve_ = reference_curve()
         self.state_ = self._fit_core(x, y)
         self.x_, self.targets_, self.n_ = x, y, len(y)
         self.labels_ = list(labels) or [f"result {i}" for i in range(len(y))]
@@ -495,7 +495,7 @@ class AccuracySurrogate:
         return json.dumps({
             "format": SURROGATE_FORMAT, "variant": self.variant,
             "gp_features": None if self.gp_features is None else list(self.gp_features),
-            "reference_curve": reference_curve().to_dict(), "state": self.state_,
+            "reference_curve": self.curve_.to_dict(), "state": self.state_,
             "x": self.x_.tolist(), "targets": self.targets_.tolist(), "labels": self.labels_, "groups": self.groups_,
             "range": self.range_.tolist(), "descriptors": self.descriptors_,
             "loo_predictions": self.loo_predictions_.tolist(), "loo_std_raw": self.loo_std_raw_.tolist(),
@@ -508,9 +508,8 @@ class AccuracySurrogate:
         data = json.loads(text)
         if data.get("format") != SURROGATE_FORMAT:
             raise ValueError(f"not an accuracy surrogate: format {data.get('format')!r}, expected {SURROGATE_FORMAT!r}")
-        if data["reference_curve"] != reference_curve().to_dict():
-            raise ValueError("the accuracy surrogate was fitted on another reference set; refit it")
         model = cls(data["variant"], gp_features=data["gp_features"])
+        model.curve_ = ReferenceCurve.from_dict(data["reference_curve"])
         model.state_ = data["state"]
         model.x_, model.targets_ = np.asarray(data["x"]), np.asarray(data["targets"])
         model.n_ = len(model.targets_)
