@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -77,6 +77,18 @@ def check_int_tuple(knob: str, value: Any, length: int, low: int, high: int) -> 
     return tuple(check_int(f"{knob}[{i}]", v, low, high) for i, v in enumerate(value))
 
 
+def first_equivalent(value: Any, candidates: Iterable[Any], effect: Callable[[Any], Any]) -> Any:
+    """The first of ``candidates`` whose ``effect`` on the network equals that of ``value``.
+
+    Knob values that build the same network (thresholds or head widths that give the same
+    blocks) share one canonical value this way, so that one network has one architecture id.
+    ``candidates`` must end with values that cover the knob's range, or with one that is always
+    equivalent; ``value`` itself is the last resort.
+    """
+    target = effect(value)
+    return next((c for c in candidates if effect(c) == target), value)
+
+
 def canonical_json(config: ArchConfig) -> str:
     """Sorted keys, every default spelled out, no whitespace: the hashed form of a config."""
     payload = {"space": config.space, **config.to_dict()}
@@ -84,7 +96,9 @@ def canonical_json(config: ArchConfig) -> str:
 
 
 def arch_id(config: ArchConfig) -> str:
-    """Stable id of an architecture: the same config always hashes to the same id."""
+    """Stable id of an architecture: the same config always hashes to the same id, and configs
+    hash their canonical form (every knob the network does not use at its canonical value), so
+    one network has one id."""
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:ARCH_ID_LENGTH]
 
 

@@ -4,6 +4,10 @@ A space flattens into knobs (flat name -> allowed values, scalars only, ordered 
 means something), a ``from_flat`` that builds the config (normalising combinations that
 collapse) and its inverse ``to_flat``. Random and Sobol sampling, mutation and neighbours are
 then the same code for every family, and a search library sees every knob as a categorical.
+
+Configs are canonical (a knob the network does not use has one value), so flat points that differ
+only in such knobs give one architecture id: samples are distinct by id (a repeat is drawn again)
+and a mutation always changes the network.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from search_spaces.base import ArchConfig, KnobError, arch_id
 
 Flat = dict[str, Any]
 
+#: draws (batches for sampling, tries for a mutation) before a space counts as exhausted
+MAX_DRAWS = 100
 #: LiteMLA aggregation kernels as flat knob values (scalars) -> kernels
 LITE_MLA_SCALES: dict[str, tuple[int, ...]] = {"none": (), "3": (3,), "5": (5,), "3,5": (3, 5)}
 
@@ -51,29 +57,49 @@ class FlatSpace:
         flat = {name: values[int(i)] for (name, values), i in zip(self.knobs.items(), indices)}
         return self.from_flat(flat, resolution)
 
+    def _distinct(self, n: int, draw: Callable[[int], np.ndarray], resolution: int) -> list[ArchConfig]:
+        """``n`` configs of distinct ids from batches of index rows ``draw(k)``, in draw order."""
+        configs: dict[str, ArchConfig] = {}
+        for _ in range(MAX_DRAWS):
+            for indices in draw(n - len(configs)):
+                config = self._from_indices(indices, resolution)
+                configs.setdefault(arch_id(config), config)
+            if len(configs) == n:
+                return list(configs.values())
+        raise KnobError("n", n, f"at most the {len(configs)} distinct architectures that {MAX_DRAWS} draws "
+                                f"of the {self.name} space found")
+
     def sample(self, n: int, seed: int, resolution: int = 224) -> list[ArchConfig]:
-        """``n`` configs, each knob uniform over its values; the same seed gives the same list."""
+        """``n`` configs of distinct ids, each knob uniform over its values; the same seed gives
+        the same list."""
         rng = np.random.default_rng(seed)
         sizes = np.array([len(v) for v in self.knobs.values()])
-        return [self._from_indices(rng.integers(0, sizes), resolution) for _ in range(n)]
+        return self._distinct(n, lambda k: rng.integers(0, sizes, size=(k, len(sizes))), resolution)
 
     def sobol(self, n: int, seed: int, resolution: int = 224) -> list[ArchConfig]:
-        """``n`` configs from a scrambled Sobol sequence: better coverage than random for small n."""
+        """``n`` configs of distinct ids from a scrambled Sobol sequence (a repeat takes the next
+        point): better coverage than random for small n."""
         from scipy.stats import qmc
 
         sizes = np.array([len(v) for v in self.knobs.values()])
-        points = qmc.Sobol(d=len(self.knobs), scramble=True, seed=seed).random(n)
-        return [self._from_indices(np.minimum((p * sizes).astype(int), sizes - 1), resolution) for p in points]
+        engine = qmc.Sobol(d=len(self.knobs), scramble=True, seed=seed)
+        return self._distinct(n, lambda k: np.minimum((engine.random(k) * sizes).astype(int), sizes - 1),
+                              resolution)
 
     def mutate(self, config: ArchConfig, rng: np.random.Generator, n_knobs: int = 1) -> ArchConfig:
-        """A copy of ``config`` with ``n_knobs`` random knobs set to other allowed values."""
-        flat = self.to_flat(config)
-        names = list(self.knobs)
-        for index in rng.choice(len(names), size=n_knobs, replace=False):
-            name = names[int(index)]
-            others = [v for v in self.knobs[name] if v != flat[name]]
-            flat[name] = others[int(rng.integers(len(others)))]
-        return self.from_flat(flat, config.resolution)
+        """A copy of ``config`` with ``n_knobs`` random knobs set to other allowed values, drawn
+        again while the network stays the same (knobs it does not use)."""
+        names, parent = [k for k, values in self.knobs.items() if len(values) > 1], arch_id(config)
+        for _ in range(MAX_DRAWS):
+            flat = self.to_flat(config)
+            for index in rng.choice(len(names), size=n_knobs, replace=False):
+                name = names[int(index)]
+                others = [v for v in self.knobs[name] if v != flat[name]]
+                flat[name] = others[int(rng.integers(len(others)))]
+            child = self.from_flat(flat, config.resolution)
+            if arch_id(child) != parent:
+                break
+        return child
 
     def neighbours(self, config: ArchConfig) -> list[ArchConfig]:
         """Configs one step away: the adjacent value of one knob (ordered knobs) or any other

@@ -28,9 +28,10 @@ def test_sampling_covers_every_value_of_every_knob():
     flats = [flat_from_config(c) for c in sobol_configs(256, seed=0)]
     for knob, values in KNOBS.items():
         seen = {f[knob] for f in flats}
-        # attention knobs collapse when the attention is off or linear; the rest are all reached
+        # attention knobs collapse when the attention is off or linear, a fusion threshold that
+        # fuses the same stages as an earlier one takes its value; the rest are all reached
         assert seen <= set(values)
-        if not knob.startswith(("stage3.", "stage4.")):
+        if not knob.startswith(("stage3.", "stage4.")) and knob != "fusion_threshold":
             assert seen == set(values), knob
 
 
@@ -52,8 +53,8 @@ def test_missing_flat_knob_is_named():
 
 
 def test_mutate_changes_the_requested_number_of_knobs():
-    """One mutated knob moves the architecture unless normalisation absorbs it (a knob of an
-    empty stage); more knobs move more. A mutate that returned its input would fail both."""
+    """One mutated knob moves the architecture (a knob the network does not use is drawn again);
+    more knobs move more. A mutate that returned its input would fail both."""
     rng = np.random.default_rng(0)
     parents = sample_configs(40, seed=5)
     changed = {1: [], 3: []}
@@ -62,8 +63,8 @@ def test_mutate_changes_the_requested_number_of_knobs():
             child = mutate(config, rng, n_knobs=n_knobs)
             before, after = flat_from_config(config), flat_from_config(child)
             changed[n_knobs].append(sum(before[k] != after[k] for k in KNOBS))
-    assert np.mean([c >= 1 for c in changed[1]]) >= 0.7
-    assert max(changed[1]) <= 3  # the knob itself plus the dependants normalisation resets
+    assert min(changed[1]) >= 1
+    assert np.median(changed[1]) == 1  # the knob itself, plus the knobs it makes unused (a stage's)
     assert np.mean(changed[3]) > np.mean(changed[1]) + 1
 
 

@@ -3,7 +3,9 @@
 Two spaces: ``efficientvit`` (the released multi-scale-attention B-series, exact) and
 ``efficientvit-seed`` (the seed paper's enhanced linear attention model, a reconstruction whose
 open choices are knobs). Every knob is validated on construction; an invalid value raises
-:class:`KnobError` naming the knob, the value and the allowed range.
+:class:`KnobError` naming the knob, the value and the allowed range. The attention knobs of a
+model without attention blocks take their defaults (the first valid ``dim``), so that one network
+has one config and one architecture id.
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ class EfficientViTConfig(ConfigMixin):
         object.__setattr__(self, "head_widths", check_int_tuple("head_widths", self.head_widths, 2, *HEAD_WIDTH_RANGE))
         check_int("num_classes", self.num_classes, *NUM_CLASSES_RANGE)
         check_int("resolution", self.resolution, *RESOLUTION_RANGE)
+        if not any(self.depths[3:]):  # no EfficientViT block: its knobs build nothing
+            for knob in ("heads_ratio", "local_expand_ratio", "scales"):
+                object.__setattr__(self, knob, getattr(type(self), knob))
+            object.__setattr__(self, "dim", next(d for d in (type(self).dim, *DIMS)
+                                                 if widths[3] % d == 0 and widths[4] % d == 0))
 
     def heads(self, stage: int) -> int:
         """LiteMLA heads of stage 3 or 4."""
@@ -161,6 +168,8 @@ class EfficientViTSeedConfig(ConfigMixin):
         check_choice("expansion_basis", self.expansion_basis, EXPANSION_BASES)
         check_int("num_classes", self.num_classes, *NUM_CLASSES_RANGE)
         check_int("resolution", self.resolution, *RESOLUTION_RANGE)
+        if not any(self.depths[2:]):  # no attention block: its ratio builds nothing
+            object.__setattr__(self, "attention_ratio", type(self).attention_ratio)
 
     @property
     def widths(self) -> tuple[int, ...]:

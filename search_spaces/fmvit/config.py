@@ -3,7 +3,9 @@
 Every knob is validated on construction; an invalid value raises :class:`KnobError` naming the
 knob, the value and the allowed range. ``form`` selects the training form (with its
 reparameterisation branches) or the fused inference form; :meth:`FMViTConfig.fused` maps the
-former to the latter, whose network ``FMViT.fuse()`` produces from a trained model.
+former to the latter, whose network ``FMViT.fuse()`` produces from a trained model. The inference
+form's ``multi_groups`` take their default, and ``head_dim`` the first of the default and the other
+values that gives the same heads, so that one network has one config and one architecture id.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from search_spaces.base import KnobError, check_bool, check_choice, check_int
+from search_spaces.base import KnobError, check_bool, check_choice, check_int, first_equivalent
 from search_spaces.blocks.config import ConfigMixin
 from search_spaces.fmvit import rules
 
@@ -98,6 +100,11 @@ class FMViTConfig(ConfigMixin):
         object.__setattr__(self, "multi_groups", tuple(sorted(groups)))
         check_int("num_classes", self.num_classes, *NUM_CLASSES_RANGE)
         check_int("resolution", self.resolution, *RESOLUTION_RANGE)
+        if self.form == "inference":  # the multi-group branches exist at training time only
+            object.__setattr__(self, "multi_groups", type(self).multi_groups)
+        object.__setattr__(self, "head_dim", first_equivalent(
+            self.head_dim, (type(self).head_dim, *HEAD_DIMS),
+            lambda hd: tuple(rules.rlmhsa_heads(f, hd) for f in self.fm_widths)))
 
     def stage_widths(self) -> tuple[int, ...]:
         """Output channels of stages 1-4."""

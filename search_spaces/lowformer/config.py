@@ -4,11 +4,21 @@ Every knob is validated on construction; an invalid value raises :class:`KnobErr
 knob, the value and the allowed range. ``LowFormerConfig.from_dict(cfg.to_dict()) == cfg`` and the
 architecture id (:func:`search_spaces.base.arch_id`) depends only on the architecture, not on key
 order or on defaults being spelled out.
+
+A config is canonical from construction on: a knob the network does not use (any knob of a stage
+without blocks; stride, kernel, compression and head width without attention; a kernel without a
+depthwise conv; the MLP ratio without MLP; the stem expansion without stem blocks; the block
+expansion without such blocks; the fusion threshold in the unfused ablation) takes the default's
+value, and values equivalent to others (compressions and head widths that give the same heads,
+which makes compression 1 for the attention types that keep the full width; fusion thresholds that
+fuse the same stages) take the first equivalent one (see :func:`canonical_stage`; thresholds: the
+default, then the sampled values). Equal networks are then equal configs with one id.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +31,13 @@ from search_spaces.base import (
     check_choice,
     check_int,
     check_int_tuple,
+    first_equivalent,
     unknown_keys,
 )
 from search_spaces.blocks.mixers import MIXERS
 from search_spaces.blocks.mixers.group_attention import DEFAULT_GROUP_TOKENS
 from search_spaces.blocks.mixers.lite_mla import DEFAULT_SCALES
+from search_spaces.blocks.rules import quadratic_attention, stride2_side
 from search_spaces.lowformer import rules
 from search_spaces.lowformer.optable import lowformer_block_runs
 
@@ -40,6 +52,12 @@ TYPE_KNOBS = {spec.knob[0]: (name, spec.knob[1]) for name, spec in MIXERS.items(
 ATTENTION_STRIDES = (1, 2, 4)
 ATTENTION_KERNELS = (3, 5, 7)
 COMPRESSIONS = (1.0, 0.5, 0.25)
+#: attention types with a depthwise conv of ``attention_kernel`` at stride 1 too (mhsa and rlmhsa
+#: have one only when they reduce; the multi-scale and group attentions never)
+KERNEL_AT_STRIDE_1 = ("lowtention", "relu-linear")
+#: the head widths and fusion thresholds the knob table samples: canonical values come first from them
+HEAD_DIM_STEPS = (16, 30, 64)
+FUSION_THRESHOLD_STEPS = (0, 128, 192, 256, 384, 4096)
 
 WIDTH_RANGES = ((8, 128), (8, 256), (8, 512), (16, 1024), (16, 2048))
 DEPTH_RANGES = ((0, 4), (1, 8), (1, 12), (0, 16), (0, 16))
@@ -168,6 +186,36 @@ STAGE3_DEFAULT = TransformerStage(attention_stride=2, attention_kernel=5)
 STAGE4_DEFAULT = TransformerStage(attention_stride=1, attention_kernel=3)
 
 
+def canonical_stage(stage: TransformerStage, default: TransformerStage, channels: int, depth: int,
+                    side: int) -> TransformerStage:
+    """``stage`` with every knob its ``depth`` blocks of ``channels`` on a ``side`` x ``side`` grid
+    do not use at ``default``'s value and (compression, head width) the first pair that gives
+    the same heads of the same width, compression from none (1) down (so the attention types that
+    keep the full width show 1) and the default head width first (a stage without blocks is
+    ``default``). Single-scale LiteMLA where it never takes its N x N form is the linear ablation
+    with that kernel: the same module, weights and ops."""
+    if depth == 0:
+        return default
+    if (stage.attention == "relu-linear-ms" and len(stage.scales) == 1
+            and not quadratic_attention(side * side, stage.head_dim)):
+        stage = dataclasses.replace(stage, attention="relu-linear", attention_kernel=stage.scales[0], compression=1.0)
+    kind = stage.attention
+    unused = set() if stage.mlp else {"mlp_ratio"}
+    if kind == "none":
+        unused |= {"attention_stride", "attention_kernel", "compression", "head_dim"}
+    elif kind not in KERNEL_AT_STRIDE_1 and stage.attention_stride == 1:
+        unused.add("attention_kernel")
+    changes = {knob: getattr(default, knob) for knob in unused}
+    if kind != "none":  # compression and head width act through the heads and their width only
+        candidates = itertools.chain(  # no compression first; the default and sampled widths, then all
+            itertools.product(COMPRESSIONS, (default.head_dim, *HEAD_DIM_STEPS)),
+            itertools.product(COMPRESSIONS, range(HEAD_DIM_RANGE[0], HEAD_DIM_RANGE[1] + 1)))
+        changes["compression"], changes["head_dim"] = first_equivalent(
+            (stage.compression, stage.head_dim), candidates, lambda knobs: rules.heads_and_dim(channels, kind, *knobs))
+    changes = {knob: value for knob, value in changes.items() if getattr(stage, knob) != value}
+    return dataclasses.replace(stage, **changes) if changes else stage
+
+
 @dataclass(frozen=True)
 class LowFormerConfig:
     """One architecture of the LowFormer space (defaults: LowFormer-B1 at 224x224).
@@ -228,6 +276,29 @@ class LowFormerConfig:
         object.__setattr__(self, "head_widths", check_int_tuple("head_widths", self.head_widths, 2, *HEAD_WIDTH_RANGE))
         check_int("num_classes", self.num_classes, *NUM_CLASSES_RANGE)
         check_int("resolution", self.resolution, *RESOLUTION_RANGE)
+        self._canonicalise()
+
+    def _canonicalise(self) -> None:
+        """Set every knob the network does not use, or uses only through an equivalence class,
+        to its canonical value (see module docstring)."""
+        widths, depths = self.widths, self.depths
+        side = self.resolution
+        for _ in range(3):  # the stem and stages 1 and 2 halve the grid
+            side = stride2_side(side)
+        for i, name, default in ((3, "stage3", STAGE3_DEFAULT), (4, "stage4", STAGE4_DEFAULT)):
+            side = stride2_side(side)
+            object.__setattr__(self, name, canonical_stage(getattr(self, name), default, widths[i], depths[i], side))
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if depths[0] == 0:
+            object.__setattr__(self, "stem_expansion", defaults["stem_expansion"])
+        if depths[1] == depths[2] == 1 and depths[3] == depths[4] == 0:
+            object.__setattr__(self, "block_expansion", defaults["block_expansion"])
+        blocks = [widths[i] for i in (3, 4) if depths[i]]
+        fused = [c for c in blocks if c < self.fusion_threshold]
+        lowest = max(fused, default=-1) + 1  # the lowest threshold that fuses the same stages
+        object.__setattr__(self, "fusion_threshold", first_equivalent(
+            self.fusion_threshold, (defaults["fusion_threshold"], *FUSION_THRESHOLD_STEPS, lowest),
+            lambda t: tuple(rules.local_fused(c, t, self.unfused) for c in blocks)))
 
     # -- serialisation -------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """Sampling the LowFormer space: seeded random and Sobol configs, mutations, neighbours.
 
 The space is flattened into ``KNOBS`` (flat knob name -> allowed values), so that a search can
-sample every knob in every trial. Some combinations collapse (the linear and group attentions run
-at stride 1, the full-width ones ignore compression, ``scales`` and ``group_tokens`` belong to one
-type each, attention knobs do nothing when the attention is ``none``); ``config_from_flat``
-normalises them, and architecture ids then identify the duplicates.
+sample every knob in every trial. Some combinations collapse: the linear and group attentions run
+at stride 1 (``config_from_flat`` sets it), and every knob the network does not use (a stage
+without blocks, attention knobs without attention, ``scales`` and ``group_tokens`` of another
+type, ...) takes its canonical value in the config itself, so equal networks get one id.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from search_spaces.base import KnobError
-from search_spaces.lowformer.config import FULL_RESOLUTION_ATTENTION, LowFormerConfig, TransformerStage
+from search_spaces.lowformer.config import (
+    FULL_RESOLUTION_ATTENTION,
+    FUSION_THRESHOLD_STEPS,
+    HEAD_DIM_STEPS,
+    LowFormerConfig,
+    TransformerStage,
+)
 from search_spaces.sampling import LITE_MLA_SCALES, FlatSpace
 
 STAGE_KNOBS: dict[str, tuple[Any, ...]] = {
@@ -23,7 +29,7 @@ STAGE_KNOBS: dict[str, tuple[Any, ...]] = {
     "attention_stride": (1, 2, 4),
     "attention_kernel": (3, 5, 7),
     "compression": (1.0, 0.5, 0.25),
-    "head_dim": (16, 30, 64),
+    "head_dim": HEAD_DIM_STEPS,
     "mlp": (True, False),
     "mlp_ratio": (2, 3, 4),
     "scales": tuple(LITE_MLA_SCALES),
@@ -45,7 +51,7 @@ KNOBS: dict[str, tuple[Any, ...]] = {
     "stem_expansion": (2, 4),
     "downsample_expansion": (4, 6),
     "block_expansion": (2, 4, 6),
-    "fusion_threshold": (0, 128, 192, 256, 384, 4096),
+    "fusion_threshold": FUSION_THRESHOLD_STEPS,
     **{f"stage3.{k}": v for k, v in STAGE_KNOBS.items()},
     **{f"stage4.{k}": v for k, v in STAGE_KNOBS.items()},
     "unfused": (False, True),
@@ -59,22 +65,13 @@ def _stage_from_flat(flat: Mapping[str, Any], prefix: str) -> TransformerStage:
     if knobs["scales"] not in LITE_MLA_SCALES:
         raise KnobError(f"{prefix}.scales", knobs["scales"], "one of " + ", ".join(LITE_MLA_SCALES))
     knobs["scales"] = LITE_MLA_SCALES[knobs["scales"]]
-    kind = knobs["attention"]
-    if kind in FULL_RESOLUTION_ATTENTION:
+    if knobs["attention"] in FULL_RESOLUTION_ATTENTION:
         knobs["attention_stride"] = 1
-    if kind in ("relu-linear-ms", "rlmhsa", "group-attention"):  # full width, no reduction kernel at stride 1
-        knobs["compression"] = 1.0
-        if knobs["attention_stride"] == 1:
-            knobs["attention_kernel"] = 3
-    if kind == "none":
-        knobs.update(attention_stride=1, attention_kernel=3, compression=1.0, head_dim=30)
-    if not knobs["mlp"]:
-        knobs["mlp_ratio"] = 4
     return TransformerStage(**knobs)
 
 
 def config_from_flat(flat: Mapping[str, Any], resolution: int = 224) -> LowFormerConfig:
-    """A config from one value per flat knob, with collapsing combinations normalised."""
+    """A config from one value per flat knob (canonical: see module docstring)."""
     SPACE.require(flat)
     try:
         stages = {s: _stage_from_flat(flat, s) for s in ("stage3", "stage4")}

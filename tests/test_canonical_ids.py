@@ -1,0 +1,170 @@
+"""One network, one id: knobs the network does not use take one value in every family, the
+searches sample distinct networks, and the migration merges the twins stored before."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.architectures import FLAT_SPACES, NAMED_ARCHITECTURES, config_from_dict
+from search_spaces.base import KnobError, arch_id
+from search_spaces.fmvit import FMViTConfig
+from search_spaces.lowformer.config import STAGE3_DEFAULT
+from search_spaces.sampling import FlatSpace
+
+#: ids from before configs were canonical: presets (with unused knobs among them: E1 and the
+#: attention-removed ablation have stages without attention, original-mhsa a kernel at stride 1)
+#: and a measured random architecture without unused knobs; none may move
+KEPT_IDS = {
+    "lowformer-b1": "174a74d8e6af19f5",
+    "lowformer-e1": "44d791c8ff9fbc33",
+    "lowformer-e2": "d10203faea635c53",
+    "lowformer-b1-attention-removed": "af311ffec19c4e4c",
+    "lowformer-b1-original-mhsa": "536472489f34e759",
+    "lowformer-b1-unfused-mbconv": "2632b09fe66f6bb5",
+    "lowformer-b1-relu-linear-attention": "f93086d280335734",
+    "efficientvit-b1": "d903e3f5f936702f",
+    "efficientvit-seed": "18da25240f9a83d2",
+    "fmvit-t": "1d276e348c85d14d",
+    "fmvit-t-train": "a94834f143d1b520",
+    "mcga-paper": "1fdf0d78d1f6c845",
+}
+MEASURED = ("9be2c6224a3c713a", {
+    "space": "lowformer", "widths": [20, 48, 128, 320, 160], "depths": [2, 3, 4, 2, 1], "stem_expansion": 4,
+    "downsample_expansion": 4, "block_expansion": 2, "fusion_threshold": 0,
+    "stage3": {"attention": "lowtention", "attention_stride": 4, "attention_kernel": 7, "compression": 0.5,
+               "head_dim": 64, "mlp": True, "mlp_ratio": 2},
+    "stage4": {"attention": "lowtention", "attention_stride": 1, "attention_kernel": 7, "compression": 0.5,
+               "head_dim": 16, "mlp": True, "mlp_ratio": 4},
+    "unfused": False, "head_widths": [1536, 2048], "num_classes": 1000, "resolution": 224})
+
+
+def _op_rows(config):
+    return tuple(config.op_table().rows)
+
+
+def _model_shapes(config):
+    """Parameter count and state-dict shapes of the built module (on the meta device: no memory)."""
+    with torch.device("meta"):
+        model = config.build()
+    return (sum(p.numel() for p in model.parameters()),
+            tuple((k, tuple(v.shape)) for k, v in model.state_dict().items()))
+
+
+#: family -> (flat knobs that make others unused, those unused knobs), varied on random configs
+UNUSED = {
+    "lowformer": [
+        ({"depth3": 0}, [k for k in FLAT_SPACES["lowformer"].knobs if k.startswith("stage3.")]),
+        ({"stage4.attention": "none"}, ["stage4.attention_stride", "stage4.attention_kernel", "stage4.compression",
+                                        "stage4.head_dim", "stage4.scales", "stage4.group_tokens"]),
+        ({"stage3.attention": "mhsa", "stage3.attention_stride": 1}, ["stage3.attention_kernel"]),
+        ({"stage4.attention": "rlmhsa", "stage4.attention_stride": 1},
+         ["stage4.attention_kernel", "stage4.compression", "stage4.scales"]),
+        ({"stage3.attention": "group-attention"}, ["stage3.attention_kernel", "stage3.compression",
+                                                   "stage3.attention_stride", "stage3.scales"]),
+        ({"stage3.attention": "relu-linear-ms"}, ["stage3.attention_kernel", "stage3.compression",
+                                                  "stage3.group_tokens"]),
+        ({"stage4.mlp": False}, ["stage4.mlp_ratio"]),
+        ({"depth0": 0, "unfused": True}, ["stem_expansion", "fusion_threshold"]),
+        ({"depth1": 1, "depth2": 1, "depth3": 0, "depth4": 0}, ["block_expansion", "fusion_threshold"]),
+    ],
+    "efficientvit": [({"depth3": 0, "depth4": 0}, ["dim", "heads_ratio", "local_expand_ratio", "scales"])],
+    "efficientvit-seed": [({"depth3": 0, "depth4": 0}, ["attention_ratio"])],
+}
+
+
+def _variants(space: str, condition: dict, unused: list[str], seed: int, n: int = 4) -> list:
+    """``n`` configs of one random base with ``condition`` and random values of ``unused``."""
+    table = FLAT_SPACES[space]
+    rng = np.random.default_rng(seed)
+    base = {**table.to_flat(table.sample(1, seed, resolution=96)[0]), **condition}
+    configs = []
+    while len(configs) < n:
+        flat = {**base, **{k: table.knobs[k][int(rng.integers(len(table.knobs[k])))] for k in unused}}
+        try:
+            configs.append(table.from_flat(flat, 96))
+        except KnobError:  # e.g. a dim that does not divide a width
+            continue
+    return configs
+
+
+@pytest.mark.parametrize("space,case", [(s, i) for s, cases in UNUSED.items() for i in range(len(cases))])
+def test_unused_knobs_give_one_id_and_one_model(space, case):
+    condition, unused = UNUSED[space][case]
+    for seed in range(3):
+        configs = _variants(space, condition, unused, seed)
+        first = configs[0]
+        assert len({arch_id(c) for c in configs}) == 1, (space, condition)
+        assert all(c == first for c in configs)
+        assert all(_op_rows(c) == _op_rows(first) for c in configs)
+        assert len({_model_shapes(c) for c in configs[:2]}) == 1
+
+
+def test_fmvit_unused_knobs_give_one_id_and_one_model():
+    """Multi-group branches exist in the training form only; head widths that give the same
+    heads (narrow FMBs: one head of 16 or 32 channels) build the same attention."""
+    narrow = FMViTConfig(fm_widths=(16, 16, 32))
+    configs = [dataclasses.replace(narrow, head_dim=h, multi_groups=g) for h in (32, 64) for g in ((2, 4), (8,))]
+    assert len({arch_id(c) for c in configs}) == 1
+    assert len({_model_shapes(c) for c in configs[:2]} | {_model_shapes(configs[-1])}) == 1
+    train = [dataclasses.replace(narrow, form="train", multi_groups=g) for g in ((2, 4), (8,))]
+    assert arch_id(train[0]) != arch_id(train[1])  # there they build branches
+
+
+@pytest.mark.parametrize("space", sorted(FLAT_SPACES))
+def test_a_knob_that_leaves_the_op_table_keeps_the_id(space):
+    """The rule checked against the op table, not against a list of unused knobs: any single
+    knob change of a random config that leaves every op row as it was keeps the id."""
+    table = FLAT_SPACES[space]
+    for config in table.sample(6, seed=11, resolution=96):
+        flat, rows = table.to_flat(config), _op_rows(config)
+        for knob, values in table.knobs.items():
+            for value in values:
+                try:
+                    other = table.from_flat({**flat, knob: value}, 96)
+                except KnobError:
+                    continue
+                if _op_rows(other) == rows:
+                    assert arch_id(other) == arch_id(config), (knob, value)
+
+
+def test_ids_from_before_canonical_configs_are_kept():
+    assert {name: arch_id(NAMED_ARCHITECTURES[name].make(None)) for name in KEPT_IDS} == KEPT_IDS
+    key, knobs = MEASURED
+    assert arch_id(config_from_dict(knobs)) == key
+
+
+def test_a_config_file_with_unused_knobs_reads_as_the_canonical_config():
+    knobs = {"space": "lowformer", "depths": [0, 1, 1, 0, 2],
+             "stage3": {"attention": "mhsa", "attention_kernel": 7, "mlp_ratio": 2}}
+    config = config_from_dict(knobs)
+    assert config.stage3 == STAGE3_DEFAULT
+    assert config == config_from_dict({"space": "lowformer", "depths": [0, 1, 1, 0, 2]})
+
+
+def _narrow_space() -> FlatSpace:
+    """The LowFormer table without stage-3 blocks, its knobs free, every other knob fixed but
+    the head's first width (two values): two networks among thousands of flat points."""
+    table = FLAT_SPACES["lowformer"]
+    fixed = {**table.to_flat(table.sample(1, seed=0)[0]), "depth3": 0}
+    knobs = {k: (v if k.startswith("stage3.") else v[:2] if k == "head_w0" else (fixed[k],))
+             for k, v in table.knobs.items()}
+    return FlatSpace(table.name, knobs, table.from_flat, table.to_flat)
+
+
+def test_samples_and_mutations_are_distinct_networks():
+    narrow = _narrow_space()
+    assert len({arch_id(c) for c in narrow.sample(2, seed=1)}) == 2
+    assert len({arch_id(c) for c in narrow.sobol(2, seed=1)}) == 2
+    with pytest.raises(KnobError, match="distinct architectures"):
+        narrow.sample(3, seed=1)
+    assert len(narrow.neighbours(narrow.sample(1, seed=3)[0])) == 1
+    rng = np.random.default_rng(0)
+    for config in narrow.sample(2, seed=2):
+        assert all(arch_id(narrow.mutate(config, rng)) != arch_id(config) for _ in range(5))
+    for space, table in FLAT_SPACES.items():
+        configs = table.sample(300, seed=5, resolution=96)
+        assert len({arch_id(c) for c in configs}) == 300, space
