@@ -29,7 +29,8 @@ from sqlalchemy import delete, select
 from explorer.architectures import NAMED_ARCHITECTURES, UnknownArchitectureError, config_from_dict, resolve
 from explorer.db import AccuracyResult, Architecture, Database, upsert_architecture
 from explorer.errors import UserError
-from predictors.surrogate import AccuracySurrogate, fit_surrogate
+from predictors.evidence import cached_fit, evidence_digest_of
+from predictors.surrogate import AccuracySurrogate
 from search_spaces.base import ArchConfig, KnobError, arch_id
 
 IMAGENET = "imagenet"
@@ -179,13 +180,27 @@ def surrogate_training_results(db: Database) -> list[KnownResult]:
 
 def load_surrogate(db: Database, variant: str | None = None) -> AccuracySurrogate:
     """The surrogate fitted on the database's ImageNet results, so it always reflects the latest
-    import (fitted once per distinct set of results in a process; see :func:`fit_surrogate`)."""
-    results = surrogate_training_results(db)
-    configs, top1, ids = mean_by_architecture(results)
+    import (fitted once per distinct set of results and surrogate version, then cached on disk for
+    every process; see :mod:`predictors.evidence`)."""
+    configs, top1, ids, labels = _surrogate_inputs(db)
     if len(top1) < 3:
         raise NotEnoughResultsError(len(top1))
+    return cached_fit(configs, top1, variant, labels, ids)
+
+
+def _surrogate_inputs(db: Database) -> tuple[list[ArchConfig], list[float], list[str], list[str]]:
+    """(configs, mean top-1, arch ids, labels) of the surrogate's training results."""
+    results = surrogate_training_results(db)
+    configs, top1, ids = mean_by_architecture(results)
     first = {r.arch_id: r for r in reversed(results)}
-    return fit_surrogate(configs, top1, variant, labels=[result_label(first[i]) for i in ids])
+    return configs, top1, ids, [result_label(first[i]) for i in ids]
+
+
+def evidence_digest(db: Database) -> str:
+    """The digest of the surrogate's evidence in ``db`` (:func:`predictors.evidence.evidence_digest_of`):
+    what a stored search compares to tell that its scores are stale. Fits nothing."""
+    _, top1, ids, labels = _surrogate_inputs(db)
+    return evidence_digest_of(ids, top1, labels)
 
 
 # -- import ------------------------------------------------------------------------------------

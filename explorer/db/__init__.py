@@ -2,7 +2,8 @@
 pipeline steps (predictors, proxy scores, accuracies).
 
 ``open_database(url)`` creates or migrates the schema and returns a :class:`Database`; all reads
-and writes go through ``Database.session()``.
+and writes go through ``Database.session()``. Without a URL it opens the user's own database
+(:func:`user_db_path`), never the shipped ``measurements.db`` (:mod:`explorer.db.release`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from explorer.db.database import Database, database_url, head_revision, open_database
+from explorer.db.database import Database, database_url, head_revision, open_database, user_data_dir, user_db_path
 from explorer.db.hosts import host_id
 from explorer.db.models import (
     AccuracyResult,
@@ -227,4 +228,6 @@ __all__ = [
     "resolve_device",
     "upsert_architecture",
     "resolve_stored",
+    "user_data_dir",
+    "user_db_path",
 ]
