@@ -4,11 +4,18 @@ Plots, in this order (the browser test relies on it): 0 every trial in (predicte
 score), two traces per family in :data:`FAMILY_COLOURS` (filled: within budget, open: over), then
 the feasible Pareto front, the budget line, the shortlist and the published models of the
 searched families, one trace each (diamonds in their family's colour, named in the legend rather
-than by text beside the point, where neighbours' names would overlap; reconstructions say so);
-1 hypervolume after each trial; 2 knob importance for the score and for the latency
-(mean decrease in impurity of a random forest: deterministic, offline, about a second);
-3 predicted versus measured latency where measurements exist; 4 predicted latency of the
-shortlist and the published models on every device that has a predictor.
+than by text beside the point, where neighbours' names would overlap; reconstructions say so),
+the latency axis focused on up to :data:`LATENCY_FOCUS` times the budget (Autoscale shows all);
+1 top-1 against MACs: the published state of the art (:mod:`predictors.reference`: every clean
+published network faintly, the published frontier as a line) with the shortlist and the
+published models of the searched families at the surrogate's predicted mean; 2 hypervolume after
+each trial; 3 knob importance for the score and for the latency (mean decrease in impurity of a
+random forest: deterministic, offline, about a second); 4 predicted versus measured latency where
+measurements exist; 5 predicted latency of the shortlist and the published models on every device
+that has a predictor, one colour per device.
+
+The published networks outside our spaces have no measured or published latency on any device
+of ours, so they appear against MACs only (plot 1) and plot 0 says so.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import plotly.colors
 import plotly.graph_objects as go
 import plotly.io as pio
 from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param_importances
@@ -37,11 +45,18 @@ from explorer.search.space import (
     trial_config,
 )
 from explorer.search.study import Evaluation, Evaluator, evaluations, feasible
+from predictors.reference import ReferenceResult, clean_reference, pareto_frontier
 
-PLOT_ORDER = ("trials", "hypervolume", "importance", "verification", "devices")
+PLOT_ORDER = ("trials", "frontier", "hypervolume", "importance", "verification", "devices")
 REFERENCES_TITLE = "published models (predicted position)"
 #: One colour per family, the same on every dashboard.
 FAMILY_COLOURS = dict(zip(FAMILIES, ("#4c78a8", "#f58518", "#54a24b", "#b279a2")))
+#: One colour per device in the devices plot (46 before any repeats).
+DEVICE_COLOURS = tuple(plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24)
+#: The latency axis of the trials plot first shows up to this many times the budget.
+LATENCY_FOCUS = 2.5
+PUBLISHED_NAME = "published networks (ImageNet-1k only, no distillation)"
+FRONTIER_NAME = "published frontier: best top-1 at <= MACs"
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,9 @@ class DashboardData:
     devices: dict[str, tuple[float, ...]] = field(default_factory=dict)
     device_labels: tuple[str, ...] = ()
     space: str = DEFAULT_SPACE
+    #: the surrogate's view (``mean``, ``interval_90``, ...) of the shortlist then the references;
+    #: empty when the objective cannot give one
+    accuracy: tuple[dict | None, ...] = ()
 
 
 def _knob_text(config) -> str:
@@ -131,6 +149,7 @@ def dashboard_data(study: optuna.Study, evaluator: Evaluator, *, top: int = 8, v
     references = reference_candidates(evaluator, attrs["resolution"], attrs["budget_ms"], study_space(study),
                                       study_resolutions(study))
     configs = [trial_config(study, t) for t, _ in rows]
+    describe = getattr(evaluator.objective, "describe", None)
     return DashboardData(
         study=study.study_name, device=attrs["device"], budget_ms=attrs["budget_ms"],
         objective_label=attrs["objective_label"], predictor=attrs["predictor"],
@@ -141,6 +160,7 @@ def dashboard_data(study: optuna.Study, evaluator: Evaluator, *, top: int = 8, v
         importances=knob_importances(study), verified=tuple(verified),
         devices={k: tuple(v) for k, v in (device_predictions or {}).items()},
         device_labels=tuple(candidate_labels(picks, references)), space=study_space(study),
+        accuracy=tuple(describe([c.config for c in (*picks, *references)])) if describe is not None else (),
     )
 
 
@@ -206,10 +226,71 @@ def trials_figure(data: DashboardData) -> go.Figure:
                          symbol="star"),
         *(_reference_trace(c) for c in data.references),
     ])
-    figure.update_layout(title=f"Trials of {data.study}: score vs predicted latency on {data.device}",
+    focus = LATENCY_FOCUS * data.budget_ms
+    latencies = [p.evaluation.latency_ms for p in data.trials] + [c.evaluation.high_ms for c in data.references]
+    focused = bool(latencies) and max(latencies) > focus
+    notes = ([f"Latency axis: up to {focus:g} ms ({LATENCY_FOCUS:g} x the budget); Autoscale shows all."]
+             if focused else [])
+    notes.append(f"The {len(clean_reference())} published networks outside the searched spaces are not drawn here: "
+                 f"none has a measured or published latency on {data.device} (top-1 against MACs: next plot).")
+    figure.update_layout(title=f"Trials of {data.study}: score vs predicted latency on {data.device}"
+                               f"<br><sup>{'<br>'.join(notes)}</sup>",
                          xaxis_title=f"predicted latency on {data.device} (ms, median; bars: interval)",
                          yaxis_title=data.objective_label, legend_title_text="family (filled: within budget)",
                          height=620)
+    if focused:
+        figure.update_xaxes(range=[0, focus])
+    return figure
+
+
+def _reference_text(r: ReferenceResult) -> str:
+    preset = f"<br>a preset of our spaces: {r.in_space}" if r.in_space else ""
+    source = "timm results table" if r.source.startswith("pytorch-image-models") else r.source
+    return (f"{r.model} @ {r.resolution} px<br>{r.macs_m:.0f} M MACs, {r.params_m:.2f} M params<br>"
+            f"top-1 {r.top1:.2f} %{preset}<br>published ({source})")
+
+
+def _accuracy_trace(candidates: Sequence[Candidate], views: Sequence[dict | None], name: str,
+                    labels: Sequence[str], **marker) -> go.Scatter:
+    """Candidates at (MACs, the surrogate's predicted mean) with its ~90 % interval as bars."""
+    shown = [(c, v, label) for c, v, label in zip(candidates, views, labels) if v]
+    return go.Scatter(
+        x=[c.evaluation.macs / 1e6 for c, _, _ in shown], y=[v["mean"] for _, v, _ in shown], mode="markers",
+        name=name, text=[label for _, _, label in shown],
+        marker={**marker, "color": [FAMILY_COLOURS[c.family] for c, _, _ in shown],
+                "line": {"color": "black", "width": 1}},
+        error_y={"type": "data", "symmetric": False, "array": [v["interval_90"][1] - v["mean"] for _, v, _ in shown],
+                 "arrayminus": [v["mean"] - v["interval_90"][0] for _, v, _ in shown], "thickness": 1},
+        hovertemplate="%{text}<br>%{x:.0f} M MACs<br>top-1 %{y:.1f} % (surrogate mean, predicted)<extra></extra>")
+
+
+def frontier_figure(data: DashboardData) -> go.Figure:
+    """Top-1 against MACs: where the shortlist's predictions stand against every clean published
+    ImageNet-1k network and the best of them at no more MACs."""
+    published, front = clean_reference(exclude_in_space=False), pareto_frontier()
+    n = len(data.shortlist)
+    traces = [
+        go.Scatter(x=[r.macs_m for r in published], y=[r.top1 for r in published], mode="markers",
+                   name=PUBLISHED_NAME, marker={"color": "#888888", "size": 5, "opacity": 0.35},
+                   text=[_reference_text(r) for r in published], hovertemplate="%{text}<extra></extra>"),
+        go.Scatter(x=[r.macs_m for r in front], y=[r.top1 for r in front], mode="lines+markers", name=FRONTIER_NAME,
+                   line={"color": "#333333", "shape": "hv", "width": 1.5}, marker={"size": 4, "color": "#333333"},
+                   text=[_reference_text(r) for r in front], hovertemplate="%{text}<extra></extra>"),
+    ]
+    if data.accuracy:
+        traces.append(_accuracy_trace(data.shortlist, data.accuracy[:n], "shortlist (surrogate mean, ~90 %)",
+                                      [f"trial {c.trial}" for c in data.shortlist], size=12, symbol="star"))
+        traces += [_accuracy_trace([c], [view], preset_label(c.name), [preset_label(c.name)], size=10,
+                                   symbol="diamond").update(legendgroup="published",
+                                                            legendgrouptitle_text="published models (surrogate mean)")
+                   for c, view in zip(data.references, data.accuracy[n:])]
+    figure = go.Figure(traces)
+    note = ("" if any(data.accuracy) else
+            "<br><sup>No surrogate prediction for this study's architectures (too few known results).</sup>")
+    figure.update_layout(title="Top-1 against MACs: the shortlist's predictions and the published state of the art"
+                               + note,
+                         xaxis={"title": "MACs (millions, log scale)", "type": "log"},
+                         yaxis_title="ImageNet-1k top-1 %", height=560)
     return figure
 
 
@@ -270,8 +351,9 @@ def verification_figure(data: DashboardData) -> go.Figure:
 
 
 def devices_figure(data: DashboardData) -> go.Figure:
-    figure = go.Figure([go.Bar(x=list(data.device_labels), y=list(values), name=device)
-                        for device, values in data.devices.items()])
+    figure = go.Figure([go.Bar(x=list(data.device_labels), y=list(values), name=device,
+                               marker_color=DEVICE_COLOURS[i % len(DEVICE_COLOURS)])
+                        for i, (device, values) in enumerate(data.devices.items())])
     figure.update_layout(title="Predicted latency of the shortlist and the published models on every device "
                                "with a predictor", barmode="group", yaxis_title="predicted latency (ms)",
                          yaxis_type="log", height=480)
@@ -296,8 +378,8 @@ def search_dashboard(data: DashboardData) -> str:
         "trials": str(len(data.trials)),
         "shortlist": ", ".join(f"trial {c.trial} ({c.evaluation.arch_id})" for c in data.shortlist) or "empty",
     }
-    figures = [trials_figure(data), hypervolume_figure(data), importance_figure(data), verification_figure(data),
-               devices_figure(data)]
+    figures = [trials_figure(data), frontier_figure(data), hypervolume_figure(data), importance_figure(data),
+               verification_figure(data), devices_figure(data)]
     return render(figures, f"Search {data.study}", summary)
 
 

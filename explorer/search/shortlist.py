@@ -159,7 +159,29 @@ def search_report(study: optuna.Study, evaluator: Evaluator, top: int = DEFAULT_
     }
 
 
+def frontier_positions(macs: Sequence[int], means: Sequence[float | None]) -> list[dict]:
+    """Where each architecture stands against the published state of the art at its compute: the
+    best clean ImageNet-1k top-1 published at no more MACs (:func:`predictors.reference.best_published`),
+    the network that holds it, and ``distance``, the predicted ``mean`` minus that top-1 (points;
+    positive: the prediction claims to beat every published network of its compute). Nulls where no
+    published network is that small or there is no prediction."""
+    from predictors.reference import best_published
+
+    macs_m = np.asarray(macs, dtype=np.float64) / 1e6
+    best, labels = best_published(macs_m) if len(macs_m) else (np.array([]), [])
+    out = []
+    for m, top1, label, mean in zip(macs_m, best, labels, means):
+        known = bool(np.isfinite(top1))
+        out.append({"best_top1": round(float(top1), 3) if known else None, "best_model": label or None,
+                    "macs_m_at_most": round(float(m), 1),
+                    "distance": round(mean - float(top1), 2) if known and mean is not None else None})
+    return out
+
+
 def _rows(candidates: Sequence[Candidate], evaluator: Evaluator) -> list[dict]:
     describe = getattr(evaluator.objective, "describe", None)
     views = describe([c.config for c in candidates]) if describe is not None else [None] * len(candidates)
-    return [c.as_dict(view) for c, view in zip(candidates, views)]
+    frontier = frontier_positions([c.evaluation.macs for c in candidates],
+                                  [view["mean"] if view else None for view in views])
+    return [{**c.as_dict(view), "published_frontier": position}
+            for c, view, position in zip(candidates, views, frontier)]
