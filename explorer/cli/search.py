@@ -467,8 +467,6 @@ def _suggest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _yes(value: bool | None) -> str:
-    return "-" if value is None else ("yes" if value else "NO")
 def _suggest_table(rows: list[dict], device: str, budget: float, width: int) -> Table:
     """Suggestions, fitted to ``width`` columns (below 120 without the nearest known result)."""
     narrow = width < 120
@@ -487,6 +485,10 @@ def _suggest_table(rows: list[dict], device: str, budget: float, width: int) -> 
                 *([] if narrow else [row["nearest_result"]]))
     return table
 
+
+
+def _yes(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "NO")
 
 
 
