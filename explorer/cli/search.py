@@ -486,10 +486,8 @@ def _suggest_table(rows: list[dict], device: str, budget: float, width: int) -> 
     return table
 
 
-
 def _yes(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "NO")
-
 
 
 # -- export ---------------------------------------------------------------------------------------
