@@ -29,7 +29,13 @@ with the keys
   ``config`` (the full config with its ``space``, loadable with ``explorer.resolve``),
   ``resolution`` (input side) and ``accuracy`` (the surrogate's view, whatever the objective:
   ``mean`` predicted top-1 %, ``interval_90``, ``std``, ``nearest_result`` with ``name`` and
-  ``top1``, ``extrapolation`` and ``reasons``; null without enough known results);
+  ``top1``, ``extrapolation`` and ``reasons``; null without enough known results) and
+  ``published_frontier`` (where the entry stands against the published state of the art at its
+  compute: ``best_top1``, the best clean ImageNet-1k top-1 published at no more MACs,
+  ``best_model`` the network that holds it, e.g. "ghostnetv2_100.in1k @ 224", ``macs_m_at_most``
+  the entry's MACs in millions, ``distance`` the surrogate's mean minus ``best_top1``, in points;
+  nulls where no published network is that small or there is no mean; see
+  :func:`explorer.search.shortlist.frontier_positions`);
 * ``dashboard``: path of the HTML dashboard, or null.
 
 ``explorer search --json`` adds ``score_evidence`` (what the stored scores rest on: ``objective``,
