@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import getpass
 import glob
+import itertools
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,31 @@ def published_db(tmp_path) -> str:
     load_published_accuracies(db)
     train_predictor(db, "raspi5")
     return db_path
+
+
+@pytest.fixture
+def fed_load(monkeypatch) -> Callable[[float], None]:
+    """``fed_load(cores)``: the quiet-machine guard reads ``cores`` cores used by other processes
+    in every window from now on, whatever the host does (this process's own CPU time counts in
+    the machine's, as in ``/proc/stat``). The host running the tests is shared: its load at that
+    moment says nothing about the code."""
+    from explorer.measure import protocol
+
+    def feed(other_cores: float) -> None:
+        clock = itertools.count()
+
+        def counters() -> protocol.CpuCounters:
+            wall, own = 0.25 * next(clock), time.process_time()
+            return protocol.CpuCounters(wall, wall * other_cores + own, 0.0, own)
+
+        monkeypatch.setattr(protocol, "cpu_counters", counters)
+    return feed
+
+
+@pytest.fixture
+def quiet_host(fed_load) -> None:
+    """A host whose other processes use no CPU, as far as the guard can tell."""
+    fed_load(0.0)
 
 
 def _free_port() -> int:

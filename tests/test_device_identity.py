@@ -28,6 +28,7 @@ from explorer.measure.probe import best_thread_count, pair_deviations, probe_thr
 
 TINY = ProtocolSettings(warmup=1, block_size=4, reference_block_size=2, min_samples=4, max_samples=8,
                         time_limit_s=0.2, remeasure=False, quiet_window_s=0.2, quiet_wait_s=1.0)
+pytestmark = pytest.mark.usefixtures("quiet_host")  # whatever else runs beside the tests
 
 
 def campaign(device: str = "local") -> CampaignSpec:

@@ -1,4 +1,5 @@
-"""The measuring protocol on synthetic, seeded sample arrays and fake timers (no models)."""
+"""The measuring protocol on synthetic, seeded sample arrays and fake timers (no models), on a
+host the guard reads as quiet (whatever else runs beside the tests)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from explorer.measure.protocol import (
     summarize,
     trend,
 )
+
+pytestmark = pytest.mark.usefixtures("quiet_host")
 
 
 def lognormal(n: int, seed: int = 0, median: float = 10.0, sigma: float = 0.1) -> np.ndarray:

@@ -17,6 +17,7 @@ from test_search import fake_models
 
 QUICK = ProtocolSettings(warmup=1, block_size=2, reference_block_size=2, min_samples=2, max_samples=4,
                          time_limit_s=0.5)
+pytestmark = pytest.mark.usefixtures("quiet_host")  # whatever else runs beside the tests
 
 
 @pytest.fixture(scope="module")

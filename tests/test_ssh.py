@@ -20,9 +20,11 @@ from search_spaces.toys import ConvStackConfig, MBConvStackConfig
 
 pytestmark = pytest.mark.ssh
 
-#: each model is timed for its full 0.6 s (the CI target is out of reach), so a drop lands mid-run
+#: each model is timed for its full 0.6 s (the CI target is out of reach), so a drop lands mid-run;
+#: the remote runner is a child process, where no load can be fed: its guard neither waits nor flags
 TIMED = ProtocolSettings(warmup=1, block_size=5, reference_block_size=2, min_samples=5, max_samples=100_000,
-                         target_rel_ci=1e-6, time_limit_s=0.6, remeasure=False)
+                         target_rel_ci=1e-6, time_limit_s=0.6, remeasure=False, quiet_window_s=0.0,
+                         busy_cores=1000.0)
 TINY = (ConvStackConfig(channels=8, layers=2, resolution=32), MBConvStackConfig(channels=8, resolution=32),
         ConvStackConfig(channels=16, layers=1, resolution=32))
 
@@ -49,6 +51,7 @@ def stored(database) -> list[Measurement]:
         return list(session.scalars(select(Measurement).order_by(Measurement.id)))
 
 
+@pytest.mark.serial  # the drop must land while a model is timed
 def test_ssh_campaign_survives_a_dropped_connection(setup, sshd_server: SSHServer):  # noqa: F811
     database, spec, target, remote = setup
     drops = []
@@ -103,6 +106,8 @@ def test_study_over_ssh(setup):
 
     database, _, target, _ = setup
     options = StudyOptions.make("attention", quick=True, resolutions=(8,), time_limit_s=0.05)
+    options = dataclasses.replace(options, protocol=dataclasses.replace(
+        options.protocol, quiet_window_s=TIMED.quiet_window_s, busy_cores=TIMED.busy_cores))
     result = run_study("attention", "loopback", database, options, transport=SSHTransport(target, "loopback"))
     assert result.device == "loopback" and all(row["latency_ms"] > 0 for row in result.rows)
     assert {r.device for r in stored(database)} == {"loopback"} and len(stored(database)) == 4

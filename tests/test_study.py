@@ -21,6 +21,9 @@ def database(tmp_path):
     db.close()
 
 
+pytestmark = pytest.mark.usefixtures("quiet_host")  # stored rows are reused only when not flagged busy
+
+
 def fast(kind: str, **grid) -> StudyOptions:
     return StudyOptions.make(kind, quick=True, time_limit_s=0.05, threads=1, **grid)
 
