@@ -25,6 +25,7 @@ from explorer.search import Evaluator, SearchSettings, run_search, search_report
 from explorer.search.shortlist import frontier_positions
 from predictors.reference import clean_reference, pareto_frontier
 
+from test_dashboard import browser  # noqa: F401  (the headless browser fixture)
 from test_search import LogParams, MacsLatency
 
 
@@ -127,3 +128,23 @@ def test_latency_axis_is_focused_on_the_budget(described_study):
     assert max(p.evaluation.latency_ms for p in data.trials) > LATENCY_FOCUS * data.budget_ms  # the fake spreads wide
     assert list(figure.layout.xaxis.range) == [0, LATENCY_FOCUS * data.budget_ms]
     assert "Autoscale shows all" in figure.layout.title.text
+
+
+@pytest.mark.browser
+def test_frontier_plot_renders_in_a_browser(described_study, browser):
+    study, evaluator, root = described_study
+    data = dashboard_data(study, evaluator, top=4)
+    path = write_html(search_dashboard(data), root / "browser.html")
+    browser.get(path.as_uri())
+    plots = "document.querySelectorAll('.js-plotly-plot')"
+    traces = browser.execute_script(
+        f"return {plots}[arguments[0]].data.map(t => [t.name, (t.x || []).length]);", PLOT_ORDER.index("frontier"))
+    lengths = dict(traces)
+    assert lengths[PUBLISHED_NAME] == len(clean_reference(exclude_in_space=False))
+    assert lengths[FRONTIER_NAME] == len(pareto_frontier()) and lengths["shortlist (surrogate mean, ~90 %)"] == 4
+    drawn = browser.execute_script(f"return {plots}[arguments[0]].querySelectorAll('.scatterlayer .point').length;",
+                                   PLOT_ORDER.index("frontier"))
+    assert drawn >= sum(lengths.values())  # every marker is in the SVG
+    x_range = browser.execute_script(f"return {plots}[0].layout.xaxis.range;")
+    assert x_range == [0, LATENCY_FOCUS * data.budget_ms]
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
