@@ -8,6 +8,9 @@ the coefficients are fitted directly (non-negative least squares on relative err
 handful, a prior cost model (the rich local device's, or a generic one) is only rescaled: one free
 overall speed plus one log-factor per term pulled towards 1 by a ridge penalty, so six published
 points cannot produce a negative or absurd latency for a random architecture.
+
+The plainest model of all, latency = a * MACs ** b (:class:`MacsCalibrator`), is kept here too:
+it is what a predictor must beat to be served (``predictors.store.serving_choice``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ COST_TERMS: dict[str, tuple[str, ...]] = {
     "elementwise_launches": tuple(f"{c}.ops" for c in ("softmax", "norm", "layer_norm", "activation", "add", "pool")),
 }
 _TERM_COLUMNS = [np.array([FEATURE_INDEX[f] for f in feats]) for feats in COST_TERMS.values()]
+_MACS = FEATURE_INDEX["total.macs"]
 
 #: ms per unit of a generic small CPU: 20 GMAC/s dense, depthwise/transposed 4x slower per MAC
 #: (the study finds >= 3x on CPUs), 10 GB/s memory, 10 us per convolution or matmul call and
@@ -90,7 +94,82 @@ class CostModel:
         return dict(zip(COST_TERMS, map(float, self.coef)))
 
 
-class FewShotCalibrator:
+def loo_log_sigma(loo_predictions: np.ndarray, log_y: np.ndarray, weight: np.ndarray, floor: float) -> float:
+    """Root mean square leave-one-out log error (at least ``floor``): the spread of an interval."""
+    errors = np.log(loo_predictions) - log_y
+    return max(float(np.sqrt(np.average(errors ** 2, weights=weight))), floor)
+
+
+class _LogNormalInterval:
+    """An interval of ``coverage`` from a normal log error of ``log_sigma_`` around ``predict``."""
+
+    coverage: float
+    log_sigma_: float
+    #: predictions and intervals do not depend on the group of a row
+    uses_groups = False
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_interval(self, X: np.ndarray, groups: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        median = self.predict(X)
+        half = stats.norm.ppf(0.5 + self.coverage / 2) * self.log_sigma_
+        return median, median * np.exp(-half), median * np.exp(half)
+
+
+def _log_macs(X: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(np.atleast_2d(X)[:, _MACS], 1.0))
+
+
+def _power_law_loo(x: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Each point's prediction (exp) by the weighted line through the other points' (x, t), as
+    :class:`~predictors.metrics.MacsBaseline` fits it (a constant where the others' x are all
+    equal, one point: itself), from the weighted sums less the point's own: O(n), not n fits."""
+    if len(t) == 1:
+        return np.exp(t)
+    s0, sx, st, sxx, sxt = (np.sum(w * v) - w * v for v in (np.ones_like(x), x, t, x * x, x * t))
+    spread = s0 * sxx - sx * sx
+    flat = spread <= 1e-12 * np.maximum(s0 * sxx, 1e-300)
+    slope = np.where(flat, 0.0, (s0 * sxt - sx * st) / np.where(flat, 1.0, spread))
+    return np.exp((st - slope * sx) / s0 + slope * x)
+
+
+class MacsCalibrator(_LogNormalInterval):
+    """latency = a * MACs ** b (:class:`~predictors.metrics.MacsBaseline`), with the interval of
+    its leave-one-out log error. Served only where the richer kinds did worse on leave-one-out."""
+
+    def __init__(self, coverage: float = 0.9, min_log_sigma: float = 0.05):
+        self.coverage = coverage
+        self.min_log_sigma = min_log_sigma
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
+            groups: object = None) -> MacsCalibrator:
+        """``groups`` is accepted for a common estimator interface and unused."""
+        from predictors.metrics import MacsBaseline  # fitting only: predictions load no scipy.stats
+
+        y = np.asarray(y, dtype=float)
+        weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        self.coef_ = MacsBaseline().fit(X, y, weight).coef_
+        self.loo_predictions_ = _power_law_loo(_log_macs(X), np.log(y), weight)
+        self.log_sigma_ = loo_log_sigma(self.loo_predictions_, np.log(y), weight, self.min_log_sigma)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.exp(np.polyval(self.coef_, _log_macs(X)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"coverage": self.coverage, "min_log_sigma": self.min_log_sigma, "coef": self.coef_.tolist(),
+                "log_sigma": self.log_sigma_}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MacsCalibrator:
+        model = cls(data["coverage"], data["min_log_sigma"])
+        model.coef_ = np.asarray(data["coef"], dtype=float)
+        model.log_sigma_ = float(data["log_sigma"])
+        return model
+
+
+class FewShotCalibrator(_LogNormalInterval):
     """Rescale a prior :class:`CostModel` to a device from a few measurements.
 
     latency = s * sum_t w_t * prior_t(x); log s is free, each log w_t is penalised by
@@ -138,21 +217,12 @@ class FewShotCalibrator:
             p = self._solve(terms[keep], log_y[keep], weight[keep])
             loo[i] = np.exp(p[0]) * (terms[i] @ np.exp(p[1:]))
         self.loo_predictions_ = loo if n > 1 else np.exp(log_y)
-        errors = np.log(self.loo_predictions_) - log_y
-        self.log_sigma_ = max(float(np.sqrt(np.average(errors ** 2, weights=weight))), self.min_log_sigma)
+        self.log_sigma_ = loo_log_sigma(self.loo_predictions_, log_y, weight, self.min_log_sigma)
         return self
-
-    #: predictions and intervals do not depend on the group of a row
-    uses_groups = False
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         terms = self._prior_terms(X)
         return np.maximum(np.exp(self.params_[0]) * (terms @ np.exp(self.params_[1:])), _FLOOR_MS)
-
-    def predict_interval(self, X: np.ndarray, groups: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        median = self.predict(X)
-        half = stats.norm.ppf(0.5 + self.coverage / 2) * self.log_sigma_
-        return median, median * np.exp(-half), median * np.exp(half)
 
     @property
     def coefficients(self) -> dict[str, float]:

@@ -24,15 +24,20 @@ from threadpoolctl import ThreadpoolController
 from explorer.architectures import family_of
 from explorer.errors import UserError
 from predictors.features import FEATURE_VERSION, OpFeaturizer
-from predictors.fewshot import CostModel, FewShotCalibrator
+from predictors.fewshot import CostModel, FewShotCalibrator, MacsCalibrator
 from predictors.transfer import TransferCalibrator
 from search_spaces.base import ArchConfig
 
-KINDS = ("xgboost", "ridge", "rf", "xgboost-ridge", "fewshot", "transfer")
+KINDS = ("xgboost", "ridge", "rf", "xgboost-ridge", "fewshot", "transfer", "macs")
 #: the kind a richly measured device gets unless told otherwise
 DEFAULT_KIND = "xgboost-ridge"
-#: kinds fitted on a handful of points and scored leave-one-out
-FEW_POINT_KINDS = ("fewshot", "transfer")
+#: kinds fitted on a handful of points and scored leave-one-out (``macs``: latency = a * MACs ** b,
+#: served where the others did worse)
+FEW_POINT_KINDS = ("fewshot", "transfer", "macs")
+#: an interval whose high end is more than this many times its low end is too wide to decide a
+#: latency budget on: it reaches past sqrt(3) = 1.73 times the median on either side, so a model
+#: predicted at the budget may take half of it or nearly twice as long
+USEFUL_INTERVAL_RATIO = 3.0
 #: distinct configs from which a prediction runs with one BLAS thread (see ``LatencyPredictor.predict``)
 _BATCH_ROWS = 64
 #: out-of-bag points a group needs before its residuals can widen its intervals
@@ -329,10 +334,17 @@ def interval_groups(configs: Sequence[ArchConfig]) -> np.ndarray:
                     dtype=object)
 
 
+def interval_too_wide(low: float, high: float) -> bool:
+    """Whether an interval is too wide to be useful (:data:`USEFUL_INTERVAL_RATIO`)."""
+    return high > USEFUL_INTERVAL_RATIO * low
+
+
 def make_estimator(kind: str, **params: Any) -> LatencyRegressor | FewShotCalibrator | TransferCalibrator:
     """An unfitted estimator of a predictor kind (``KINDS``)."""
     if kind == "fewshot":
         return FewShotCalibrator(**params)
+    if kind == "macs":
+        return MacsCalibrator(**params)
     if kind == "transfer":
         return TransferCalibrator(**params)
     if kind not in KINDS:
@@ -350,6 +362,8 @@ def estimator_from_json(kind: str, blob: str, sources: Mapping[str, Any] | None 
     data = json.loads(blob)
     if kind == "fewshot":
         return FewShotCalibrator.from_dict(data)
+    if kind == "macs":
+        return MacsCalibrator.from_dict(data)
     if kind == "transfer":
         return TransferCalibrator.from_dict(data, sources or {})
     return LatencyRegressor.from_dict(data)

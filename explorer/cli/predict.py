@@ -12,7 +12,7 @@ from explorer.cli.common import add_db, add_json, console, print_json
 
 
 #: ``predictors.latency.KINDS``, spelled out so that building the parser imports no model code
-PREDICTOR_KINDS = ("xgboost", "ridge", "rf", "xgboost-ridge", "fewshot", "transfer")
+PREDICTOR_KINDS = ("xgboost", "ridge", "rf", "xgboost-ridge", "fewshot", "transfer", "macs")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--device", required=True, help="device profile name or alias")
     train.add_argument("--kind", choices=PREDICTOR_KINDS, default=None,
                        help="model (default: below 40 measured architectures transfer from richly measured devices, "
-                            "which weighs the fewshot model in, or fewshot without a source; else xgboost-ridge)")
+                            "which weighs the fewshot model in, or fewshot without a source; else xgboost-ridge; "
+                            "whichever of these, fewshot and macs (a * MACs^b) scores the lowest held-out MAPE)")
     train.add_argument("--no-default", dest="make_default", action="store_false",
                        help="store the predictor beside the device's default instead of replacing it (another "
                             "kind for transfers to choose from, or a comparison)")
@@ -75,10 +76,25 @@ def _train(args: argparse.Namespace) -> int:
                     "kind": predictor.kind, "training_architectures": len(predictor.training_arch_ids),
                     **{key: metrics.get(key) for key in ("protocol", "target", "model", "macs_baseline", "by_family",
                                                           "repeatability", "alternatives", "transfer_source",
-                                                          "exact_only", "down_weighted")}})
+                                                          "exact_only", "down_weighted", "choice", "more_points")}})
         return 0
     _print_metrics(predictor.name, metrics)
+    _print_choice(metrics)
     return 0
+
+
+def _print_choice(metrics: dict) -> None:
+    """Why this kind serves, and how many more points the device needs, if any."""
+    choice, more = metrics.get("choice"), metrics.get("more_points")
+    if choice and len(choice["mape"]) > 1:
+        errors = ", ".join(f"{kind} {mape:.1f} %" for kind, mape in choice["mape"].items())
+        worse = choice["worse_than"]
+        console.print(f"held-out MAPE: {errors}; serving {choice['served']}"
+                      + (f" as asked, [yellow]worse than {', '.join(worse)}[/yellow]" if worse else ""),
+                      highlight=False)
+    if more:
+        console.print(f"[yellow]{more['measured']} points: measure {more['more']} more[/yellow] ({more['why']}): "
+                      f"{more['command']}", highlight=False)
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
@@ -152,6 +168,7 @@ def _report(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from explorer.architectures import name_of
     from explorer.db import open_database, resolve_stored
+    from predictors.latency import USEFUL_INTERVAL_RATIO, interval_too_wide
     from predictors.store import load_predictor
     from search_spaces.base import arch_id
 
@@ -159,10 +176,12 @@ def _predict(args: argparse.Namespace) -> int:
     config = resolve_stored(db, args.spec, args.resolution)
     predictor = load_predictor(db, args.device)
     median, low, high = (float(v[0]) for v in predictor.predict([config]))
+    too_wide = interval_too_wide(low, high)
     result = {"arch_id": arch_id(config), "name": name_of(config), "resolution": config.resolution,
               "device": predictor.device, "batch": predictor.batch, "latency_ms": median, "low_ms": low,
               "high_ms": high, "predictor": predictor.name, "kind": "prediction",
-              "note": "predicted by a model, not measured; ms per image; low/high bound a ~90 % interval"}
+              "note": "predicted by a model, not measured; ms per image; low/high bound a ~90 % interval",
+              "interval_ratio": high / low, "interval_too_wide": too_wide}
     if predictor.batch > 1:
         result["throughput_img_s"] = 1000.0 / median
     if args.json:
@@ -171,4 +190,8 @@ def _predict(args: argparse.Namespace) -> int:
     label = result["name"] or result["arch_id"]
     console.print(f"{label} @ {config.resolution}px on {predictor.device}: predicted {median:.3g} ms "
                   f"(interval {low:.3g} - {high:.3g} ms; a prediction by {predictor.name}, not a measurement)")
+    if too_wide:
+        console.print(f"[yellow]the interval spans {high / low:.3g}x (more than {USEFUL_INTERVAL_RATIO:g}x): too wide to "
+                      f"decide a latency budget on; measure more architectures on {predictor.device} and retrain "
+                      "(explorer predictor train)[/yellow]", highlight=False)
     return 0
