@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from explorer.errors import UserError
+from explorer.reference import SPACES as REFERENCE_SPACES
+from explorer.reference import ReferenceConfig, network_of
 from search_spaces.base import ArchConfig, KnobError, arch_id
 from search_spaces import efficientvit, fmvit, mcga
 from search_spaces.lowformer import LOWFORMER_PRESETS, LowFormerConfig
@@ -28,6 +30,7 @@ SPACES: dict[str, Any] = {
     LowFormerConfig.space: LowFormerConfig,
     **{name: cls for family in OTHER_FAMILIES for name, cls in family.SPACES.items()},
     **TOY_SPACES,
+    **REFERENCE_SPACES,  # published networks of timm: stored and measured, never sampled
 }
 
 #: space name -> knob table, for every space that can be sampled and searched
@@ -128,6 +131,8 @@ def resolve(spec: str | Path | ArchConfig | Mapping[str, Any], resolution: int |
         config = config_from_dict(spec)
     elif isinstance(spec, str) and spec in NAMED_ARCHITECTURES:
         return NAMED_ARCHITECTURES[spec].make(resolution)
+    elif isinstance(spec, str) and network_of(spec) is not None:
+        return network_of(spec).config(resolution)  # type: ignore[union-attr] - checked just before
     elif Path(spec).is_file():
         try:
             knobs = json.loads(Path(spec).read_text())
@@ -140,7 +145,10 @@ def resolve(spec: str | Path | ArchConfig | Mapping[str, Any], resolution: int |
 
 
 def name_of(config: ArchConfig) -> str | None:
-    """The registry name of a config at its own resolution, if it is a named architecture."""
+    """The registry name of a config at its own resolution, if it is a named architecture (a
+    reference network is named by its timm model)."""
+    if isinstance(config, ReferenceConfig):
+        return config.model
     target = arch_id(config)
     for entry in NAMED_ARCHITECTURES.values():
         try:

@@ -59,7 +59,13 @@ def _no_macs(inputs: list[Any], outputs: list[Any]) -> int:
 def fvcore_counts(config: ArchConfig, model: torch.nn.Module | None = None) -> tuple[int, int]:
     """(MACs, params) of the built module at batch 1 under the paper convention."""
     model = config.build() if model is None else model.eval()
-    analysis = FlopCountAnalysis(model, torch.zeros(config.input_shape(1)))
+    return module_counts(model, torch.zeros(config.input_shape(1)))
+
+
+def module_counts(model: torch.nn.Module, example: torch.Tensor) -> tuple[int, int]:
+    """(MACs, params) of any module on ``example`` under the paper convention (the reference
+    networks of timm are counted this way too, in their own environment)."""
+    analysis = FlopCountAnalysis(model.eval(), example)
     analysis.set_op_handle("aten::scaled_dot_product_attention", sdpa_macs)
     analysis.set_op_handle(**{op: _no_macs for op in IGNORED_OPS})
     analysis.unsupported_ops_warnings(False)

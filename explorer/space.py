@@ -102,3 +102,30 @@ def export(spec: str | Path | ArchConfig, path: str | Path, resolution: int | No
     if check:
         result["max_abs_difference"] = max_abs_difference(config, out, model=model)
     return result
+
+
+def list_reference() -> list[dict[str, Any]]:
+    """The reference networks (``explorer.reference``) with the published top-1 of their weights
+    (``predictors.reference``) and params and MACs counted from their ONNX files; ``params`` and
+    ``macs`` are None (``built`` False) until ``explorer space build-reference`` has exported them."""
+    from explorer.reference import reference_networks
+    from predictors.reference import reference_results
+
+    published = {(r.model, r.resolution): r for r in reference_results()}
+    rows = []
+    for network in reference_networks():
+        config = network.config()
+        result = published.get((network.weights, network.resolution))
+        built = config.onnx_path().is_file()
+        table = config.op_table() if built else None
+        rows.append({
+            "arch_id": arch_id(config), "name": network.timm_model, "space": config.space, "kind": "reference",
+            "family": network.family, "weights": network.weights, "resolution": network.resolution,
+            "params": table.params if table else None, "macs": table.macs if table else None,
+            "macs_m": round(table.macs / 1e6, 2) if table else None,
+            "params_m": round(table.params / 1e6, 3) if table else None,
+            "top1": result.top1 if result else None, "distilled": result.distilled if result else None,
+            "extra_data": result.extra_data if result else None,
+            "source": result.source if result else None, "built": built, "onnx": str(config.onnx_path()),
+        })
+    return rows

@@ -92,12 +92,15 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ProtocolSettings()
     parser.add_argument("--device", required=True, help="device name or alias (see: explorer devices)")
     parser.add_argument("--n", type=int, default=None, help="number of architectures (all for presets/file)")
-    parser.add_argument("--sampler", "--strategy", dest="sampler", default="random",
+    parser.add_argument("--sampler", "--strategy", dest="sampler", default=None,
                         help=f"one of {', '.join(SAMPLERS)}, uncertainty, calibrate (architectures that represent "
-                             "the space for a transfer from the richly measured devices; default random)")
+                             "the space for a transfer from the richly measured devices; default random, presets "
+                             "for --space reference)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--space", help="design space sampled by random/sobol (default lowformer) or whose "
-                                        f"presets --sampler presets measures (default all): {', '.join(FLAT_SPACES)}")
+                                        f"presets --sampler presets measures (default all): {', '.join(FLAT_SPACES)}; "
+                                        "reference: the published networks of timm (explorer space presets --space "
+                                        "reference)")
     parser.add_argument("--file", help="configs, names or arch ids of the database for --sampler file (JSON list or "
                                        "one per line)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), help="default: the device's")
@@ -159,7 +162,8 @@ def campaign_spec(args: argparse.Namespace) -> CampaignSpec:
     protocol = ProtocolSettings(time_limit_s=args.time_limit, target_rel_ci=args.target_ci,
                                 min_samples=args.min_samples, max_samples=args.max_samples,
                                 **guard_settings(args))
-    return CampaignSpec(device=args.device, n=args.n, sampler=args.sampler, seed=args.seed, space=args.space, file=args.file,
+    sampler = args.sampler or ("presets" if args.space == "reference" else "random")
+    return CampaignSpec(device=args.device, n=args.n, sampler=sampler, seed=args.seed, space=args.space, file=args.file,
                         backend=args.backend, threads=args.threads, batch=args.batch, resolution=args.resolution,
                         force=args.force, retry_failed=args.retry_failed, name=args.campaign, protocol=protocol,
                         **({"drift_check": ()} if args.no_drift_check else {}))

@@ -23,6 +23,8 @@ def _declare(parser: argparse.ArgumentParser) -> None:
     presets = commands.add_parser("presets", help="named architectures: presets, ablations, study toy models")
     presets.add_argument("--kind", choices=("preset", "ablation", "toy"), action="append",
                          help="only these kinds (repeatable)")
+    presets.add_argument("--space", choices=("reference",),
+                         help="reference: the published networks of timm set beside a search (never searched)")
     add_json(presets)
     presets.set_defaults(handler=_presets)
 
@@ -42,6 +44,13 @@ def _declare(parser: argparse.ArgumentParser) -> None:
     sample.add_argument("--sampler", default="random", help="random or sobol (scrambled, better coverage)")
     sample.set_defaults(handler=_sample)
 
+    build = commands.add_parser(
+        "build-reference", help="export the reference networks to ONNX in the reference environment (resumable)")
+    build.add_argument("--resolution", type=int, default=None, help="input side (default: each one's published)")
+    build.add_argument("--force", action="store_true", help="export again what is already built")
+    add_json(build)
+    build.set_defaults(handler=_build_reference)
+
     onnx = commands.add_parser("export-onnx", help="ONNX file, checked against PyTorch")
     onnx.add_argument("spec", metavar="NAME|CONFIG.json")
     onnx.add_argument("-o", "--output", required=True)
@@ -55,6 +64,8 @@ def _declare(parser: argparse.ArgumentParser) -> None:
 def _presets(args: argparse.Namespace) -> int:
     from explorer import space
 
+    if args.space == "reference":
+        return _reference_presets(args)
     summaries = space.list_named(tuple(args.kind) if args.kind else ("preset", "ablation", "toy"))
     if args.json:
         print_json([s.to_json() for s in summaries])
@@ -68,6 +79,48 @@ def _presets(args: argparse.Namespace) -> int:
                       s.arch_id, source)
     console.print(table)
     return 0
+
+
+def _reference_presets(args: argparse.Namespace) -> int:
+    from explorer import space
+
+    rows = space.list_reference()
+    if args.json:
+        print_json(rows)
+        return 0
+    table = Table(title="Reference networks (timm, random weights; params and MACs counted from their ONNX files, "
+                        "paper convention; top-1 published for the weights named; not searchable)")
+    for column in ("name", "family", "res", "params (M)", "MACs (M)", "top-1", "weights", "arch id"):
+        table.add_column(column, justify="right" if column in ("res", "params (M)", "MACs (M)", "top-1") else "left")
+    for r in rows:
+        top1 = "-" if r["top1"] is None else f"{r['top1']:.2f}" + (" (distilled)" if r["distilled"] else "")
+        table.add_row(r["name"], r["family"], str(r["resolution"]),
+                      "not built" if r["params"] is None else f"{r['params'] / 1e6:.3f}",
+                      "not built" if r["macs"] is None else f"{r['macs'] / 1e6:.2f}", top1, r["weights"], r["arch_id"])
+    console.print(table)
+    missing = sum(not r["built"] for r in rows)
+    if missing:
+        console.print(f"{missing} of {len(rows)} have no ONNX file yet: `explorer space build-reference` exports them "
+                      "(in the environment of `bash scripts/setup.sh --reference`)")
+    return 0
+
+
+def _build_reference(args: argparse.Namespace) -> int:
+    from explorer.reference import build_reference, reference_configs
+
+    def say(line: dict) -> None:
+        if not args.json:
+            outcome = f"[red]failed[/red]: {line['error']}" if "error" in line else f"{line['seconds']:.1f} s"
+            console.print(f"{line['model']} at {line['resolution']} px: {outcome}", highlight=False)
+
+    lines = build_reference(reference_configs(args.resolution), force=args.force, on_line=say)
+    failed = [line for line in lines if "error" in line]
+    if args.json:
+        print_json(lines)
+    else:
+        skipped = sum(bool(line.get("skipped")) for line in lines)
+        console.print(f"{len(lines) - skipped - len(failed)} exported, {skipped} already built, {len(failed)} failed")
+    return 1 if failed else 0
 
 
 def _show(args: argparse.Namespace) -> int:

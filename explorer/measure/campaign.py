@@ -55,6 +55,9 @@ from explorer.db import (
 from explorer.errors import UserError
 from explorer.measure.backends import Backend, Prepared, get_backend
 from explorer.measure.protocol import ProtocolResult, ProtocolSettings, host_fingerprint, measure, wait_notice
+from explorer.onnx_export import pre_exported
+from explorer.reference import SPACE as REFERENCE_SPACE
+from explorer.reference import ReferenceConfig, reference_configs, require_built
 from search_spaces.base import ArchConfig, KnobError, arch_id
 from search_spaces.lowformer import LowFormerConfig
 
@@ -102,7 +105,11 @@ def _sobol(request: SampleRequest) -> list[ArchConfig]:
 
 
 def _presets(request: SampleRequest) -> list[ArchConfig]:
-    """Every preset and ablation, of one family if ``space`` is given (the first ``n`` if given)."""
+    """Every preset and ablation, of one family if ``space`` is given (the first ``n`` if given);
+    of the ``reference`` space, its published networks."""
+    if request.space == REFERENCE_SPACE:
+        configs = reference_configs(request.resolution)
+        return configs[: request.n] if request.n else configs
     configs = [config for config in (entry.make(request.resolution) for entry in NAMED_ARCHITECTURES.values()
                                      if entry.kind in ("preset", "ablation"))
                if request.space is None or family_of(config.space) == family_of(request.space)]
@@ -284,7 +291,7 @@ class _Bench:
         started = _now()
         stage = "build"
         try:
-            model = job.config.build()
+            model = None if pre_exported(job.config) else job.config.build()
             stage = "prepare"
             prepared = self.backend.prepare(job.config, model, batch=job.batch, threads=job.threads,
                                             workdir=self.workdir)
@@ -441,7 +448,7 @@ def plan_campaign(database: Database, spec: CampaignSpec, samplers: Mapping[str,
     """Sample the architectures and drop those already measured (unless ``spec.force``)."""
     if spec.sampler not in samplers:
         raise KnobError("sampler", spec.sampler, "one of " + ", ".join(samplers))
-    if spec.space is not None:
+    if spec.space is not None and spec.space != REFERENCE_SPACE:
         flat_space(spec.space)
     with database.session() as session:
         device = resolve_device(session, spec.device)
@@ -451,6 +458,7 @@ def plan_campaign(database: Database, spec: CampaignSpec, samplers: Mapping[str,
         get_backend(backend)
         request = SampleRequest(spec.n, spec.seed, spec.resolution, spec.file, database, device.name, spec.space)
         configs = list({arch_id(c): c for c in samplers[spec.sampler](request)}.values())
+        _check_pre_exported(configs, backend)
         done: set[str] = set()
         if not spec.force:
             # a result measured on a busy machine does not count as done: a re-run measures it again
@@ -462,6 +470,15 @@ def plan_campaign(database: Database, spec: CampaignSpec, samplers: Mapping[str,
                 if BUSY_FLAG not in (flags or ())}
         jobs = tuple(Job(c, backend, batch, threads) for c in configs if arch_id(c) not in done)
         return CampaignPlan(device.name, backend, batch, threads, jobs, len(configs) - len(jobs))
+
+
+def _check_pre_exported(configs: Sequence[ArchConfig], backend: str) -> None:
+    """Networks built elsewhere (the reference networks) run only from their ONNX files, which must
+    exist before the campaign starts rather than fail one by one."""
+    references = [c for c in configs if isinstance(c, ReferenceConfig)]
+    if references and backend != "ort":
+        raise KnobError("backend", backend, "ort: the reference networks are measured from their ONNX files")
+    require_built(references)
 
 
 def _progress() -> Progress:
