@@ -28,12 +28,13 @@ POSTGRES_ENV = "EXPLORER_TEST_POSTGRES_URL"
 
 @pytest.fixture(scope="session", autouse=True)
 def user_home(tmp_path_factory) -> Iterator[Path]:
-    """The user's database, studies and caches of this test session (``$EXPLORER_HOME``): tests
-    never write into the real home directory, and never into the shipped database. Subprocesses
-    and notebook kernels inherit it."""
+    """The user's database, studies and caches of this test session (``$EXPLORER_HOME``) and the
+    host id (``$XDG_CONFIG_HOME``): tests never write into the real home directory, and never into
+    the shipped database. Subprocesses and notebook kernels inherit them."""
     with pytest.MonkeyPatch.context() as patch:
         home = tmp_path_factory.mktemp("explorer-home")
         patch.setenv("EXPLORER_HOME", str(home))
+        patch.setenv("XDG_CONFIG_HOME", str(home / "config"))
         patch.delenv("EXPLORER_DB", raising=False)
         yield home
 

@@ -144,7 +144,11 @@ def _tracked_copy(destination: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "measurements.db").exists(), reason="needs the shipped measurements.db")
-def test_a_fresh_clone_stays_clean_after_search_proxy_score_and_opening_the_database(tmp_path):
+def test_a_fresh_clone_stays_clean_after_search_proxy_score_a_notebook_and_opening_the_database(tmp_path,
+                                                                                                 monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
     clone = _tracked_copy(tmp_path / "clone")
     shipped = sha256(clone / "measurements.db")
     home = tmp_path / "home"
@@ -159,6 +163,12 @@ def test_a_fresh_clone_stays_clean_after_search_proxy_score_and_opening_the_data
         run = subprocess.run([sys.executable, "-c", "import sys; from explorer.cli import main; sys.exit(main())",
                               *command], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
         assert run.returncode == 0, run.stderr[-2000:]
+    for key in ("EXPLORER_HOME", "PYTHONPATH"):  # the kernel inherits them
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.delenv("EXPLORER_DB", raising=False)
+    notebook = nbformat.read(clone / "notebooks" / "quickstart.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=900, kernel_name="python3",  # run where a user opens it
+                   resources={"metadata": {"path": str(clone / "notebooks")}}).execute()
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
     assert status.stdout == "" and sha256(clone / "measurements.db") == shipped
     assert (home / "measurements.db").exists() and (home / "studies.db").exists()
