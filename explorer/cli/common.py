@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,8 +68,8 @@ class DeferredParser(argparse.ArgumentParser):
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         self._declared()
         parsed, rest = super().parse_known_args(args, namespace)
-        if hasattr(parsed, "create_db"):  # a command with --db: a mistyped path is an error, not a new database
-            from explorer.db.database import require_database
+        if hasattr(parsed, "create_db") and (parsed.db or os.environ.get("EXPLORER_DB")):
+            from explorer.db.database import require_database  # a mistyped path is an error, not a new database
 
             require_database(parsed.db, parsed.create_db)
         return parsed, rest
