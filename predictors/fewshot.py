@@ -15,10 +15,10 @@ it is what a predictor must beat to be served (``predictors.store.serving_choice
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
 
 from predictors.features import FEATURE_INDEX
 
@@ -72,6 +72,8 @@ class CostModel:
         y = np.asarray(y, dtype=float)
         root_weight = np.ones(len(y)) if sample_weight is None else np.sqrt(np.asarray(sample_weight, dtype=float))
         scale = np.maximum(design.mean(axis=0), 1e-12)
+        from scipy import optimize  # fitting only: predictions load no scipy.optimize
+
         coef, _ = optimize.nnls(design / scale * (root_weight / y)[:, None], root_weight)
         self.coef_ = coef / scale
         return self
@@ -113,7 +115,7 @@ class _LogNormalInterval:
 
     def predict_interval(self, X: np.ndarray, groups: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         median = self.predict(X)
-        half = stats.norm.ppf(0.5 + self.coverage / 2) * self.log_sigma_
+        half = NormalDist().inv_cdf(0.5 + self.coverage / 2) * self.log_sigma_
         return median, median * np.exp(-half), median * np.exp(half)
 
 
@@ -196,6 +198,8 @@ class FewShotCalibrator(_LogNormalInterval):
         def residuals(p: np.ndarray) -> np.ndarray:
             pred = np.exp(p[0]) * (terms @ np.exp(p[1:]))
             return np.concatenate([root_weight * (np.log(np.maximum(pred, _FLOOR_MS)) - log_y), penalty * p[1:]])
+
+        from scipy import optimize  # fitting only: predictions load no scipy.optimize
 
         return optimize.least_squares(residuals, start, method="trf").x
 

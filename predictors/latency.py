@@ -8,17 +8,23 @@ down) and the noise left in out-of-bag residuals, scaled so that out-of-bag cove
 ``coverage``; a group of architectures (a backbone family) whose own out-of-bag residuals run
 wider gets a wider scale, never a narrower one. Everything serialises to plain JSON (XGBoost
 boosters as their JSON model).
+
+A prediction imports neither scikit-learn nor scipy's statistics (seconds of imports for a
+command that predicts in a fraction of one): :class:`LatencyRegressor` has scikit-learn's
+``fit`` / ``predict`` / ``get_params`` surface without its base classes, fitting imports what it
+uses, and XGBoost loads without the scikit-learn wrappers this package does not use.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
 from threadpoolctl import ThreadpoolController
 
 from explorer.architectures import family_of
@@ -63,6 +69,30 @@ def _log_features(X: np.ndarray) -> np.ndarray:
     return np.log1p(np.maximum(X, 0.0))
 
 
+#: what ``import xgboost`` imports for its scikit-learn-style wrappers (and with them scikit-learn
+#: and scipy's statistics and special functions, 1-2 s): this package uses the booster API only
+_XGBOOST_EXTRAS = ("sklearn", "xgboost.sklearn")
+
+
+def _xgboost():
+    """The ``xgboost`` module, imported without :data:`_XGBOOST_EXTRAS`: its optional imports of
+    them fail, and its module that noted their absence is dropped, so that ``from xgboost.sklearn
+    import XGBRegressor`` still works later in the process (``xgboost.XGBRegressor`` does not)."""
+    if "xgboost" not in sys.modules:
+        blocked = [name for name in _XGBOOST_EXTRAS if name not in sys.modules]
+        sys.modules.update(dict.fromkeys(blocked))
+        try:
+            import xgboost.data  # what predicting imports later, while the extras are blocked
+        finally:
+            for name in blocked:
+                del sys.modules[name]
+        if blocked:
+            sys.modules.pop("xgboost.compat", None)
+    import xgboost
+
+    return xgboost
+
+
 class _RidgeMember:
     def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: float):
         self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
@@ -102,8 +132,7 @@ class _BoostedMember:
     @classmethod
     def fit(cls, X: np.ndarray, log_y: np.ndarray, weight: np.ndarray, est: LatencyRegressor,
             seed: int) -> _BoostedMember:
-        import xgboost as xgb
-
+        xgb = _xgboost()
         cost = CostModel(CostModel().fit(X, np.exp(log_y), sample_weight=weight).to_dict())
         residual = log_y - np.log(cost.predict(X))
         params = {"max_depth": est.max_depth, "eta": est.learning_rate, "subsample": 0.8,
@@ -121,9 +150,7 @@ class _BoostedMember:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> _BoostedMember:
-        import xgboost as xgb
-
-        booster = xgb.Booster(params={"nthread": 1})
+        booster = _xgboost().Booster(params={"nthread": 1})
         booster.load_model(bytearray(d["booster"].encode()))
         return cls(CostModel(d["cost"]), booster)
 
@@ -200,7 +227,7 @@ class _BlendedMember:
 _MEMBERS = {"xgboost": _BoostedMember, "ridge": _RidgeMember, "rf": _ForestMember, "xgboost-ridge": _BlendedMember}
 
 
-class LatencyRegressor(RegressorMixin, BaseEstimator):
+class LatencyRegressor:
     """Bootstrap ensemble on log-latency with calibrated intervals (see module docstring).
 
     kind: ``xgboost`` (cost model + boosted correction), ``ridge`` (on log features), ``rf``, or
@@ -225,6 +252,10 @@ class LatencyRegressor(RegressorMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.alpha = alpha
         self.random_state = random_state
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's convention; stored with the model)."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
             groups: Sequence[str] | None = None) -> LatencyRegressor:

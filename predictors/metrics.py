@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from predictors.features import FEATURE_INDEX
 
@@ -20,6 +19,8 @@ _MACS = FEATURE_INDEX["total.macs"]
 def regression_metrics(measured: np.ndarray, predicted: np.ndarray, low: np.ndarray | None = None,
                        high: np.ndarray | None = None) -> dict[str, float]:
     """MAPE (%), RMSE (ms), share within +-5 % / +-10 % (%), Spearman, Kendall tau, coverage (%)."""
+    from scipy import stats  # about 1 s of imports: evaluation only, never a prediction
+
     measured, predicted = np.asarray(measured, dtype=float), np.asarray(predicted, dtype=float)
     rel = np.abs(predicted / measured - 1.0)
     out = {

@@ -30,7 +30,6 @@ from explorer.db import (
     resolve_device,
 )
 from explorer.errors import UserError
-from explorer.measure.probe import pair_deviations
 from predictors.features import FEATURE_VERSION, OpFeaturizer
 from predictors.fewshot import CostModel
 from predictors.latency import (
@@ -195,6 +194,8 @@ def repeatability(arch_ids: Sequence[str], latency_ms: np.ndarray) -> dict[str, 
     deviations = [abs(v / np.median(vs) - 1) for vs in values.values() if len(vs) >= 2 for v in vs]
     if not deviations:
         return None
+    from explorer.measure.probe import pair_deviations  # the measurement package loads its backends (torch)
+
     deviations = np.asarray(deviations)
     pairs = np.asarray([d for vs in values.values() for d in pair_deviations(vs)])
     return {"architectures": sum(len(vs) >= 2 for vs in values.values()),

@@ -46,7 +46,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-from scipy.optimize import nnls
 
 from predictors.features import FEATURE_INDEX
 from predictors.fewshot import COST_TERMS, FewShotCalibrator, cost_design
@@ -329,6 +328,8 @@ def _fit_overhead(source_ms: np.ndarray, launches: np.ndarray, y: np.ndarray, w:
     squares on the relative error."""
     root = np.sqrt(w)
     design = np.column_stack([source_ms, launches]) / y[:, None] * root[:, None]
+    from scipy.optimize import nnls  # fitting only: predictions load no scipy.optimize
+
     (scale, per_launch), _ = nnls(design, root)
     return {"scale": float(scale), "per_launch_ms": float(per_launch)}
 
