@@ -118,7 +118,7 @@ def test_a_local_measurement_says_on_stderr_that_it_waits(monkeypatch, tmp_path,
         assert protocol.BUSY in row.flags and row.settings["protocol"]["busy_cores"] == 0.7
 
 
-def test_verify_passes_the_guard_options_to_its_measurements(monkeypatch, tmp_path):
+def test_verify_passes_the_guard_options_to_its_measurements(monkeypatch, tmp_path, capsys):
     import explorer.search
     import explorer.verify
 
@@ -139,6 +139,7 @@ def test_verify_passes_the_guard_options_to_its_measurements(monkeypatch, tmp_pa
     default, given = seen
     assert (default.quiet_wait_s, default.busy_cores, default.allow_busy) == (600.0, 0.3, False)
     assert (given.quiet_wait_s, given.busy_cores, given.allow_busy) == (30.0, 1.5, True)
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         main(common + ["--busy-cores", "-1"])
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == 2 and "--busy-cores: '-1' is not a number >= 0" in capsys.readouterr().err
