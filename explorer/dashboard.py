@@ -14,8 +14,10 @@ random forest: deterministic, offline, about a second); 4 predicted versus measu
 measurements exist; 5 predicted latency of the shortlist and the published models on every device
 that has a predictor, one colour per device.
 
-The published networks outside our spaces have no measured or published latency on any device
-of ours, so they appear against MACs only (plot 1) and plot 0 says so.
+Against latency (plot 0), a published network appears only where the device has a measured or
+published latency of it (the ``reference`` space of :mod:`explorer.reference`: ``explorer measure
+--space reference``), at its published top-1 and only when the score is in top-1 points; plot 0
+says how many are drawn and why the others are not. Predicted latencies of them are never drawn.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param
 
 from explorer.architectures import FAMILIES, NAMED_ARCHITECTURES, family_of
 from explorer.search.hypervolume import hypervolume_history
-from explorer.search.shortlist import Candidate, key_knobs, pareto_front, reference_candidates, shortlist
+from explorer.search.shortlist import (
+    Candidate,
+    key_knobs,
+    pareto_front,
+    reference_candidates,
+    score_window,
+    shortlist,
+)
 from explorer.search.space import (
     ALL,
     DEFAULT_SPACE,
@@ -83,6 +92,16 @@ class Verified:
 
 
 @dataclass(frozen=True)
+class ReferenceLatency:
+    """A published network (its ImageNet-1k result) with a measured or published latency on the device."""
+
+    result: ReferenceResult
+    latency_ms: float
+    provenance: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class DashboardData:
     """Everything the page shows, gathered once (see :func:`dashboard_data`)."""
 
@@ -103,6 +122,8 @@ class DashboardData:
     #: the surrogate's view (``mean``, ``interval_90``, ...) of the shortlist then the references;
     #: empty when the objective cannot give one
     accuracy: tuple[dict | None, ...] = ()
+    score_in_top1: bool = False  # the score axis is top-1 % (a surrogate objective)
+    reference_latencies: tuple[ReferenceLatency, ...] = ()
 
 
 def _knob_text(config) -> str:
@@ -140,9 +161,11 @@ def knob_importances(study: optuna.Study) -> dict[str, dict[str, float]]:
 
 
 def dashboard_data(study: optuna.Study, evaluator: Evaluator, *, top: int = 8, verified: Sequence[Verified] = (),
-                   device_predictions: dict[str, Sequence[float]] | None = None) -> DashboardData:
-    """Gather the page's data from a study; ``verified`` and ``device_predictions`` (device ->
-    predicted ms for the shortlist then the references) come from the database when available."""
+                   device_predictions: dict[str, Sequence[float]] | None = None,
+                   reference_latencies: Sequence[ReferenceLatency] = ()) -> DashboardData:
+    """Gather the page's data from a study; ``verified``, ``device_predictions`` (device ->
+    predicted ms for the shortlist then the references) and ``reference_latencies`` come from the
+    database when available."""
     attrs = study.user_attrs
     rows = evaluations(study)
     picks = shortlist(study, top)
@@ -161,6 +184,7 @@ def dashboard_data(study: optuna.Study, evaluator: Evaluator, *, top: int = 8, v
         devices={k: tuple(v) for k, v in (device_predictions or {}).items()},
         device_labels=tuple(candidate_labels(picks, references)), space=study_space(study),
         accuracy=tuple(describe([c.config for c in (*picks, *references)])) if describe is not None else (),
+        score_in_top1=score_window(attrs["objective"]) is not None, reference_latencies=tuple(reference_latencies),
     )
 
 
@@ -231,8 +255,15 @@ def trials_figure(data: DashboardData) -> go.Figure:
     focused = bool(latencies) and max(latencies) > focus
     notes = ([f"Latency axis: up to {focus:g} ms ({LATENCY_FOCUS:g} x the budget); Autoscale shows all."]
              if focused else [])
-    notes.append(f"The {len(clean_reference())} published networks outside the searched spaces are not drawn here: "
-                 f"none has a measured or published latency on {data.device} (top-1 against MACs: next plot).")
+    drawn = data.reference_latencies if data.score_in_top1 else ()
+    if drawn:
+        figure.add_trace(go.Scatter(
+            x=[r.latency_ms for r in drawn], y=[r.result.top1 for r in drawn], mode="markers",
+            name="published networks: measured latency, published top-1",
+            marker={"color": "#888888", "size": 7, "symbol": "square-open"},
+            text=[f"{_reference_text(r.result)}<br>{r.provenance} {r.latency_ms:.2f} ms ({r.detail})" for r in drawn],
+            hovertemplate="%{text}<extra></extra>"))
+    notes.append(_reference_note(data, len(drawn)))
     figure.update_layout(title=f"Trials of {data.study}: score vs predicted latency on {data.device}"
                                f"<br><sup>{'<br>'.join(notes)}</sup>",
                          xaxis_title=f"predicted latency on {data.device} (ms, median; bars: interval)",
@@ -241,6 +272,20 @@ def trials_figure(data: DashboardData) -> go.Figure:
     if focused:
         figure.update_xaxes(range=[0, focus])
     return figure
+
+
+def _reference_note(data: DashboardData, drawn: int) -> str:
+    """Which published networks the latency plot shows, and why not the others."""
+    measured, published = len(data.reference_latencies), len(clean_reference())
+    if drawn:
+        return (f"Grey squares: published networks with a measured or published latency on {data.device} ({drawn}), "
+                f"at their published top-1; the others have none there (all of them against MACs: next plot).")
+    if measured:
+        return (f"{measured} published networks have a latency on {data.device}, but the score is not top-1: "
+                "they are drawn against MACs in the next plot.")
+    return (f"The {published} published networks outside the searched spaces are not drawn here: none has a measured "
+            f"or published latency on {data.device} (top-1 against MACs: next plot; `explorer measure --space "
+            f"reference` measures some).")
 
 
 def _reference_text(r: ReferenceResult) -> str:
@@ -423,4 +468,20 @@ def study_dashboard(db, study: optuna.Study, evaluator: Evaluator, *, top: int =
                          labelled[key][1].high_ms, m.median_ms, m.detail, m.provenance)
                 for key, m in measured.items()]
     devices = device_predictions(db, [c.config for c in (*picks, *references)])
-    return dashboard_data(study, evaluator, top=top, verified=verified, device_predictions=devices)
+    return dashboard_data(study, evaluator, top=top, verified=verified, device_predictions=devices,
+                          reference_latencies=reference_latencies(db, study.user_attrs["device"]))
+
+
+def reference_latencies(db, device: str) -> list[ReferenceLatency]:
+    """The networks of the ``reference`` space with a published ImageNet-1k result and a measured
+    (or published) latency on ``device``."""
+    from explorer.reference import reference_networks
+    from explorer.verify import measured_latencies
+    from predictors.reference import reference_results
+    from search_spaces.base import arch_id
+
+    results = {(r.model, r.resolution): r for r in reference_results()}
+    known = {arch_id(n.config()): results[n.weights, n.resolution] for n in reference_networks()
+             if (n.weights, n.resolution) in results}
+    measured = measured_latencies(db, device, list(known), ("measured", "published"))
+    return [ReferenceLatency(known[key], m.median_ms, m.provenance, m.detail) for key, m in measured.items()]

@@ -148,3 +148,40 @@ def test_frontier_plot_renders_in_a_browser(described_study, browser):
     x_range = browser.execute_script(f"return {plots}[0].layout.xaxis.range;")
     assert x_range == [0, LATENCY_FOCUS * data.budget_ms]
     assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+
+
+def test_measured_reference_networks_are_drawn_against_latency(tmp_path, described_study):
+    """A network of the ``reference`` space measured on the device appears on the latency plot at
+    its published top-1 (when the score is top-1), and nowhere without a measurement."""
+    import dataclasses
+
+    from explorer.dashboard import reference_latencies
+    from explorer.db import Architecture, Measurement, open_database
+    from explorer.reference import reference_networks
+    from predictors.reference import reference_results
+    from search_spaces.base import arch_id
+
+    db = open_database(tmp_path / "m.db")
+    assert reference_latencies(db, "local") == []
+    published = {(r.model, r.resolution): r for r in reference_results()}
+    network = next(n for n in reference_networks() if (n.weights, n.resolution) in published)
+    config = network.config()
+    with db.session() as session:
+        session.add(Architecture(arch_id=arch_id(config), space=config.space, config_json=config.to_dict(),
+                                 resolution=config.resolution))
+        session.flush()
+        session.add(Measurement(arch_id=arch_id(config), device="local", backend="ort", batch=1, threads=1,
+                                resolution=config.resolution, metric="latency_ms", median_ms=4.2, status="ok",
+                                provenance="measured"))
+        session.commit()
+    (found,) = reference_latencies(db, "local")
+    assert found.result == published[network.weights, network.resolution] and found.latency_ms == 4.2
+
+    study, evaluator, _ = described_study
+    data = dashboard_data(study, evaluator, top=4, reference_latencies=[found])
+    assert not data.score_in_top1  # the fake score is log(#params): no top-1 axis to place them on
+    assert "the score is not top-1" in trials_figure(data).layout.title.text
+    figure = trials_figure(dataclasses.replace(data, score_in_top1=True))
+    (trace,) = [t for t in figure.data if t.name == "published networks: measured latency, published top-1"]
+    assert list(trace.x) == [4.2] and list(trace.y) == [found.result.top1]
+    assert "measured 4.20 ms" in trace.text[0] and "latency on fake (1)" in figure.layout.title.text
