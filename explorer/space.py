@@ -104,10 +104,10 @@ def export(spec: str | Path | ArchConfig, path: str | Path, resolution: int | No
     return result
 
 
-def list_reference() -> list[dict[str, Any]]:
-    """The reference networks (``explorer.reference``) with the published top-1 of their weights
-    (``predictors.reference``) and params and MACs counted from their ONNX files; ``params`` and
-    ``macs`` are None (``built`` False) until ``explorer space build-reference`` has exported them."""
+
+def _published(counted: bool) -> list[dict[str, Any]]:
+    """The reference networks with the published top-1 of their weights; with ``counted``, params
+    and MACs from their ONNX files (None until built)."""
     from explorer.reference import reference_networks
     from predictors.reference import reference_results
 
@@ -116,16 +116,69 @@ def list_reference() -> list[dict[str, Any]]:
     for network in reference_networks():
         config = network.config()
         result = published.get((network.weights, network.resolution))
-        built = config.onnx_path().is_file()
-        table = config.op_table() if built else None
-        rows.append({
-            "arch_id": arch_id(config), "name": network.timm_model, "space": config.space, "kind": "reference",
-            "family": network.family, "weights": network.weights, "resolution": network.resolution,
-            "params": table.params if table else None, "macs": table.macs if table else None,
-            "macs_m": round(table.macs / 1e6, 2) if table else None,
-            "params_m": round(table.params / 1e6, 3) if table else None,
-            "top1": result.top1 if result else None, "distilled": result.distilled if result else None,
-            "extra_data": result.extra_data if result else None,
-            "source": result.source if result else None, "built": built, "onnx": str(config.onnx_path()),
-        })
+        row = {"arch_id": arch_id(config), "name": network.timm_model, "space": config.space, "kind": "reference",
+               "family": network.family, "weights": network.weights, "resolution": network.resolution,
+               "top1": result.top1 if result else None, "distilled": result.distilled if result else None,
+               "extra_data": result.extra_data if result else None, "source": result.source if result else None}
+        if counted:
+            built = config.onnx_path().is_file()
+            table = config.op_table() if built else None
+            row.update(params=table.params if table else None, macs=table.macs if table else None,
+                       macs_m=round(table.macs / 1e6, 2) if table else None,
+                       params_m=round(table.params / 1e6, 3) if table else None,
+                       built=built, onnx=str(config.onnx_path()))
+        rows.append(row)
     return rows
+
+
+def list_reference() -> list[dict[str, Any]]:
+    """The reference networks (``explorer.reference``) with the published top-1 of their weights
+    (``predictors.reference``) and params and MACs counted from their ONNX files; ``params`` and
+    ``macs`` are None (``built`` False) until ``explorer space build-reference`` has exported them."""
+    return _published(counted=True)
+
+
+def reference_within_budget(database: Database, device: str, budget_ms: float) -> dict[str, Any]:
+    """The reference networks measured on ``device`` (its default backend, batch and threads; rows
+    of a busy machine left out) whose median latency is within ``budget_ms``, fastest first, each
+    with the published top-1 of its weights and its stored params and MACs, and the most accurate
+    of them (``best``). ``message`` says how many are measured there and how to measure the rest."""
+    from sqlalchemy import select
+
+    from explorer.db import Architecture, ok_measurements, resolve_device
+
+    networks = {row["name"]: row for row in _published(counted=False)}
+    with database.session() as session:
+        profile = resolve_device(session, device)
+        stored = {a.arch_id: a for a in session.scalars(select(Architecture).where(Architecture.space == "reference"))}
+        rows = [m for m in ok_measurements(session, profile, profile.backend, profile.default_batch,
+                                           profile.default_threads)
+                if m.arch_id in stored and m.metric == "latency_ms" and m.median_ms is not None]
+        found = {m.arch_id: _at_resolution(networks[stored[m.arch_id].config_json["model"]], stored[m.arch_id])
+                 for m in rows}
+    within = sorted(({**found[m.arch_id],
+                      "latency_ms": round(m.median_ms, 3),
+                      "latency_ci_ms": None if m.ci_low_ms is None else [round(m.ci_low_ms, 3), round(m.ci_high_ms, 3)],
+                      "latency": f"measured on {profile.name} ({m.backend}, batch {m.batch}, "
+                                 f"{m.threads or 'default'} threads)"}
+                     for m in rows if m.median_ms <= budget_ms), key=lambda r: r["latency_ms"])
+    ranked = [r for r in within if r["top1"] is not None]
+    best = max(ranked, key=lambda r: r["top1"]) if ranked else None
+    if not rows:
+        message = (f"no reference network is measured on {profile.name}: `explorer measure --space reference "
+                   f"--device {profile.name}` measures them (a board: explorer bundle or --ssh)")
+    else:
+        message = (f"{len(within)} of the {len(rows)} reference networks measured on {profile.name} fit "
+                   f"{budget_ms:g} ms" + (f"; {len(networks) - len(rows)} are not measured there"
+                                          if len(rows) < len(networks) else ""))
+    return {"device": profile.name, "budget_ms": budget_ms, "measured": len(rows), "listed": len(networks),
+            "within_budget": within, "best": best, "message": message}
+
+
+def _at_resolution(published: dict[str, Any], stored: Any) -> dict[str, Any]:
+    """A reference network as stored (arch id, resolution, params, MACs); its published top-1 holds
+    only at the resolution it was published for."""
+    same = stored.resolution == published["resolution"]
+    return {**published, "arch_id": stored.arch_id, "resolution": stored.resolution, "params": stored.params,
+            "macs": stored.macs, "top1": published["top1"] if same else None,
+            "distilled": published["distilled"] if same else None}
