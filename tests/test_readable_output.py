@@ -156,3 +156,14 @@ def test_results_list_keeps_names_whole(width):
                for i, name in enumerate(("efficientvit-seed-w1.2", None), 1)]
     _check_fits(_lines(proxy_cli._results_table("2 results", results, width), width), width,
                 ["efficientvit-seed-w1.2", "8e0c8cd3a7be2f5d", "79.70"])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_verify_table_fits(width):
+    from explorer.verify import VerifiedRow, VerifyReport
+
+    rows = [VerifiedRow(700 + i, f"{i:x}" * 16, 32.54, 28.51, 37.12, 35.3 if i % 2 else None,
+                        True if i % 2 else None, True if i % 2 else None, "measured") for i in range(1, 5)]
+    report = VerifyReport("raspi5-ort-40ms-surrogate-pessimistic", "raspi5-ort", 40.0, "transfer#3", tuple(rows))
+    _check_fits(_lines(search_cli._verify_table(report), width), width,
+                [r.arch_id for r in rows] + ["predicted ms [~90 %]", "32.54 [28.51, 37.12]", "35.30"])

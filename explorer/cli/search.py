@@ -387,14 +387,7 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-    table = compact_table(f"Verification of {report.study} on {report.device} (budget {report.budget_ms:g} ms)",
-                          ["trial", "arch id", Column("predicted ms [~90 %]", True), Column("measured ms", True),
-                           "meets budget", "in interval"])
-    for r in report.rows:
-        add_row(table, str(r.trial), r.arch_id, interval(r.predicted_ms, r.low_ms, r.high_ms, 2),
-                "-" if r.measured_ms is None else f"{r.measured_ms:.2f}", _yes(r.meets_budget),
-                _yes(r.within_interval))
-    console.print(table)
+    console.print(_verify_table(report))
     mape = "n/a" if data["mape_percent"] is None else f"{data['mape_percent']:.1f} %"
     console.print(f"{data['meeting_budget']}/{data['measured']} measured architectures meet the budget; "
                   f"{data['within_interval']}/{data['measured']} inside the predicted interval; MAPE {mape} "
@@ -404,6 +397,17 @@ def _verify(args: argparse.Namespace) -> int:
                       "the device, run `python3 runner.py` there, then `explorer ingest` its results file and "
                       "re-run this command)", highlight=False)
     return 0
+
+
+def _verify_table(report) -> Table:
+    table = compact_table(f"Verification of {report.study} on {report.device} (budget {report.budget_ms:g} ms)",
+                          ["trial", "arch id", Column("predicted ms [~90 %]", True), Column("measured\nms", True),
+                           "meets\nbudget", "in\ninterval"])
+    for r in report.rows:
+        add_row(table, str(r.trial), r.arch_id, interval(r.predicted_ms, r.low_ms, r.high_ms, 2),
+                "-" if r.measured_ms is None else f"{r.measured_ms:.2f}", _yes(r.meets_budget),
+                _yes(r.within_interval))
+    return table
 
 
 def _serve(args: argparse.Namespace) -> int:
