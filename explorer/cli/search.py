@@ -184,6 +184,7 @@ def _search(args: argparse.Namespace) -> int:
         start_study,
     )
     from explorer.search.study import EVIDENCE_ATTR
+    from explorer.space import reference_within_budget
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     budget = parse_budget(args.budget)
@@ -212,7 +213,8 @@ def _search(args: argparse.Namespace) -> int:
     report = {"storage": storage, **search_report(study, evaluator, args.top), "dashboard": None,
               "score_evidence": study.user_attrs.get(EVIDENCE_ATTR),
               "study_rescored": {"trials": rescored[0].trials, "changed": rescored[0].changed,
-                                 "message": rescored[0].describe()} if rescored else None}
+                                 "message": rescored[0].describe()} if rescored else None,
+              "reference_networks": reference_within_budget(db, device, budget)}
     if not args.no_dashboard:
         path = args.dashboard or str(Path(DASHBOARD_DIR) / f"{study.study_name}.html")
         report["dashboard"] = str(write_html(search_dashboard(study_dashboard(db, study, evaluator, top=args.top)),
@@ -221,7 +223,29 @@ def _search(args: argparse.Namespace) -> int:
         print_json(report)
         return 0
     _print_report(report)
+    _print_reference_networks(report["reference_networks"])
     return 0
+
+
+def _print_reference_networks(found: dict) -> None:
+    """What a user would pick instead: the published networks measured within the budget."""
+    if not found["within_budget"]:
+        console.print(f"Reference networks: {found['message']}.", highlight=False)
+        return
+    table = Table(title=f"Reference networks within {found['budget_ms']:g} ms on {found['device']} "
+                        "(measured latency, published top-1 of timm's weights)")
+    for column in ("name", "family", "res", "MACs (M)", "latency ms", "top-1", "weights"):
+        table.add_column(column, justify="right" if column in ("res", "MACs (M)", "latency ms", "top-1") else "left")
+    for r in found["within_budget"]:
+        top1 = "-" if r["top1"] is None else f"{r['top1']:.2f}" + (" (distilled)" if r["distilled"] else "")
+        table.add_row(r["name"], r["family"], str(r["resolution"]), "-" if r["macs"] is None else f"{r['macs'] / 1e6:.0f}",
+                      f"{r['latency_ms']:.2f}", top1, r["weights"])
+    console.print(table)
+    best = found["best"]
+    if best is not None:
+        console.print(f"Best of them: [bold]{best['name']}[/bold], published top-1 {best['top1']:.2f}"
+                      + (" (distilled)" if best["distilled"] else "") + f" at {best['latency_ms']:.2f} ms measured; "
+                      f"{found['message']}.", highlight=False)
 
 
 def _resolutions(args: argparse.Namespace) -> tuple[int, tuple[int, ...]]:
