@@ -2,7 +2,8 @@
 
 The surrogate is refitted (tens of seconds on a busy host) whenever its evidence changes: the
 ImageNet results it is fitted on (:func:`predictors.results.surrogate_training_results`) or the
-surrogate itself (:data:`predictors.surrogate.SURROGATE_VERSION`). :func:`evidence_digest_of`
+surrogate itself (:data:`predictors.surrogate.SURROGATE_VERSION`) and the published reference it
+is anchored in (:func:`predictors.reference.reference_digest`). :func:`evidence_digest_of`
 names that evidence without fitting anything (:func:`predictors.results.evidence_digest` reads it
 from a database), so a stored search can tell that its scores are stale; :func:`cached_fit` keeps
 each fit as plain JSON (never a pickle) in the user's cache directory under that digest, so only
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from explorer.db.database import user_cache_dir
 from predictors import surrogate as surrogate_module
+from predictors.reference import reference_digest
 from search_spaces.base import ArchConfig
 
 CACHE_SUBDIR = "surrogates"
@@ -28,9 +30,9 @@ MEMO_SIZE = 8
 
 
 def evidence_digest_of(arch_ids: Sequence[str], top1: Sequence[float], labels: Sequence[str]) -> str:
-    """SHA-256 of the results (one mean top-1 % and label per architecture) and of the
-    surrogate's version: it changes whenever a fit would."""
-    payload = json.dumps({"surrogate_version": surrogate_module.SURROGATE_VERSION,
+    """SHA-256 of the results (one mean top-1 % and label per architecture), the surrogate's
+    version and the reference files: it changes whenever a fit would."""
+    payload = json.dumps({"surrogate_version": surrogate_module.SURROGATE_VERSION, "reference": reference_digest(),
                           "results": [[a, float(t), label] for a, t, label in zip(arch_ids, top1, labels)]})
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -22,6 +22,7 @@ of a trained network is.
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -86,6 +87,13 @@ def clean_reference(exclude_in_space: bool = True) -> tuple[ReferenceResult, ...
     """ImageNet-1k-only, undistilled results; without the networks that are presets of our spaces
     (they enter the surrogate as in-space evidence, with their own published figures)."""
     return tuple(r for r in reference_results() if r.clean and not (exclude_in_space and r.in_space))
+
+
+@lru_cache(maxsize=1)
+def reference_digest() -> str:
+    """SHA-256 of the shipped reference files: what a fit anchored in them depends on."""
+    data = resources.files("explorer") / "data"
+    return hashlib.sha256(b"".join((data / name).read_bytes() for name in (REFERENCE_FILE, ONE_KNOB_FILE))).hexdigest()
 
 
 @lru_cache(maxsize=1)
