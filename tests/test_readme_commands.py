@@ -45,3 +45,10 @@ def test_quoted_benchmark_options_parse(line):
     done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     unknown = [flag for flag in flags if flag.split("=")[0] not in done.stdout]
     assert not unknown, f"{line}: options not accepted by the script: {unknown}"
+
+
+def test_ci_runs_the_readme_test_command():
+    """CI is what a user runs: `.ci/run` holds the README's test command, word for word."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = ci[ci.index("bash scripts/setup.sh --test"):].strip()
+    assert "-m serial" in command and command in (ROOT / "README.md").read_text()
