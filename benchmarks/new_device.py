@@ -52,21 +52,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table  # noqa: E402
 
 from explorer.db import open_database  # noqa: E402
-from predictors.calibration_points import choose_calibration_points  # noqa: E402
+from predictors.calibration_points import choose_calibration_points, knob_group_holdouts  # noqa: E402
 from predictors.features import OpFeaturizer  # noqa: E402
 from predictors.fewshot import FewShotCalibrator  # noqa: E402
 from predictors.latency import DEFAULT_KIND, LatencyRegressor, interval_groups, make_estimator  # noqa: E402
 from predictors.metrics import MacsBaseline, cross_validate, regression_metrics  # noqa: E402
-from predictors.store import estimator_params, load_training_set  # noqa: E402
-from predictors.transfer import TransferCalibrator  # noqa: E402
+from predictors.store import estimator_params, load_training_set, transfer_sources  # noqa: E402
+from predictors.transfer import NOVELTY_UNIT, TransferCalibrator  # noqa: E402
+from search_spaces.base import ArchConfig  # noqa: E402
 
 DEVICE = "dev-epyc-2c-ort"
 #: setup name -> (backend, threads), batch 1
 SETUPS = {"ort-t1": ("ort", 1), "ort-t2": ("ort", 2), "torch": ("torch", 1), "torchscript": ("torchscript", 1)}
 METHODS = ("macs", "fewshot", "transfer")
-PICKS = ("random", "chosen")
+#: random and chosen points are scored on the rest of the half; knob-group ones are random points
+#: outside one knob group (attention / MLP / fusion / depth pattern of a family), scored on it
+PICKS = ("random", "chosen", "knob-group")
 METRICS = ("mape", "within_10", "spearman", "coverage")
 TARGET_K = 10
+#: the fewest architectures a knob group held out of the new device's half needs
+MIN_HELD = 5
 TARGETS = {"spearman": (">=", 0.95), "mape": ("<=", 10.0), "coverage": ("in", (85.0, 95.0))}
 
 
@@ -89,6 +94,7 @@ class HostData:
     features: Mapping[str, np.ndarray]
     families: Mapping[str, str]
     shared: tuple[str, ...]
+    configs: Mapping[str, ArchConfig]
 
 
 def load_host(db_url: str | None) -> HostData:
@@ -103,7 +109,7 @@ def load_host(db_url: str | None) -> HostData:
     shared = set.intersection(*(set(data.arch_ids) for data in sets.values()))
     return HostData({name: dict(zip(d.arch_ids, d.latency_ms.tolist())) for name, d in sets.items()},
                     {name: dict(zip(d.arch_ids, d.weights.tolist())) for name, d in sets.items()},
-                    dict(zip(keys, X)), dict(zip(keys, families)), tuple(sorted(shared)))
+                    dict(zip(keys, X)), dict(zip(keys, families)), tuple(sorted(shared)), configs)
 
 
 def _matrix(host: HostData, keys: Sequence[str]) -> np.ndarray:
@@ -153,7 +159,7 @@ def fit_and_score(method: str, sources: Mapping, X: np.ndarray, y: np.ndarray, f
 
 
 def run_repeat(host: HostData, setting: Setting, repeat: int, on_target=None) -> list[dict]:
-    """One random split: every setup as the new device, every k, both picks, every method."""
+    """One random split: every setup as the new device, every k, every pick, every method."""
     rng = np.random.default_rng(repeat)
     order = rng.permutation(len(host.shared))
     half = len(order) // 2
@@ -161,15 +167,21 @@ def run_repeat(host: HostData, setting: Setting, repeat: int, on_target=None) ->
     models = train_sources(host, set(pool), repeat, setting.source_rounds)
     X_pool = _matrix(host, pool)
     families = np.array([host.families[k] for k in pool], dtype=object)
+    holdouts = [h for h in knob_group_holdouts([host.configs[k] for k in pool], min_rest=max(setting.ks))
+                if h.held.sum() >= MIN_HELD]
     rows = []
     for target in SETUPS:
         y_pool = np.array([host.latency[target][k] for k in pool])
         sources = {name: model for name, model in models.items() if name != target}
         for k in setting.ks:
-            picks = {"random": rng.choice(len(pool), size=k, replace=False),
-                     "chosen": choose_calibration_points(X_pool, sources, k)}
-            for pick, fit in picks.items():
-                test = np.setdiff1d(np.arange(len(pool)), fit)
+            picks = {pick: (fit, np.setdiff1d(np.arange(len(pool)), fit))
+                     for pick, fit in (("random", rng.choice(len(pool), size=k, replace=False)),
+                                       ("chosen", choose_calibration_points(X_pool, sources, k)))}
+            other = np.random.default_rng((repeat, k))  # the random and chosen picks stay as they were
+            holdout = holdouts[other.integers(len(holdouts))]
+            picks["knob-group"] = (other.choice(np.flatnonzero(~holdout.held), size=k, replace=False),
+                                   np.flatnonzero(holdout.held))
+            for pick, (fit, test) in picks.items():
                 for method in METHODS:
                     scores = fit_and_score(method, sources, X_pool, y_pool, families, fit, test)
                     rows.append({"repeat": repeat, "target": target, "k": k, "picks": pick, "method": method,
@@ -206,6 +218,67 @@ def verdicts(summary: Sequence[dict], picks: str, method: str = "transfer") -> d
     return out
 
 
+#: the published profiles with points of two knob values or more in a family
+PUBLISHED = ("raspi5-ort", "jetson-tx2-trt", "iphone13-coreml", "titanrtx-torchscript-b1",
+             "titanrtx-torchscript-b16", "a40-torch-b200")
+
+
+def published_holdouts(db_url: str | None, devices: Sequence[str] = PUBLISHED,
+                       novelty_unit: float = NOVELTY_UNIT) -> dict[str, dict]:
+    """Per published profile, the transfer ``explorer predictor train`` serves, fitted without
+    each knob group in turn (:func:`~predictors.calibration_points.knob_group_holdouts`) and
+    scored on it, pooled over the hold-outs, and MACs-only on the same hold-outs;
+    ``novelty_unit``: of the transfer's intervals (``inf``: as wide for every architecture)."""
+    out = {}
+    with open_database(db_url).session() as session:
+        for device in devices:
+            data = load_training_set(session, device)
+            sources = transfer_sources(session, exclude=data.setup.device)
+            X, y, w = OpFeaturizer().transform(data.configs), data.latency_ms, data.weights
+            families = interval_groups(data.configs)
+            holdouts = knob_group_holdouts(data.configs)
+            exact = np.asarray(data.exact)
+            rows: dict[str, list] = {"transfer": [], "macs": [], "exact": []}
+            for holdout in holdouts:
+                fit, test = ~holdout.held, holdout.held
+                model = TransferCalibrator(**estimator_params("transfer", 0, sources=sources),
+                                           novelty_unit=novelty_unit)
+                model.fit(X[fit], y[fit], sample_weight=w[fit], groups=families[fit])
+                rows["transfer"].append((y[test], *model.predict_interval(X[test], families[test])))
+                rows["macs"].append((y[test], MacsBaseline().fit(X[fit], y[fit], w[fit]).predict(X[test])))
+                rows["exact"].append((exact[test],))
+            pooled = {name: [np.concatenate(column) for column in zip(*parts)] for name, parts in rows.items()}
+            keep = pooled.pop("exact")[0]
+            median, high = pooled["transfer"][1], pooled["transfer"][3]
+            out[device] = {"points": len(y), "holdouts": [{"group": h.group, "label": h.label, "n": int(h.held.sum())}
+                                                          for h in holdouts],
+                           # reconstructions (layers not published) are no architecture one can hold out
+                           "knob_groups": regression_metrics(*(c[keep] for c in pooled["transfer"])),
+                           # the median interval's upper end as a multiple of its prediction
+                           "interval_factor": float(np.median(high[keep] / median[keep])),
+                           "macs_knob_groups": regression_metrics(*(c[keep] for c in pooled["macs"])),
+                           "with_reconstructions": {"model": regression_metrics(*pooled["transfer"]),
+                                                    "macs_baseline": regression_metrics(*pooled["macs"])}}
+    return out
+
+
+def print_published(result: Mapping[str, dict], console: Console) -> None:
+    table = Table(title="published profiles, leave-one-knob-group-out", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  caption="transfer fitted without each knob group (attention / MLP / fusion / depth pattern "
+                          "within a family), scored on its architectures whose layers are published; held-out predictions pooled")
+    for column in ("device", "points", "hold-outs", "held-out preds", "MAPE %", "Spearman", "~90 % covers",
+                   "interval x", "MACs-only MAPE %", "MACs-only Spearman",
+                   "with reconstructions: n / MAPE % / covers"):
+        table.add_column(column, justify="left" if column == "device" else "right")
+    for device, r in result.items():
+        m, b, a = r["knob_groups"], r["macs_knob_groups"], r["with_reconstructions"]["model"]
+        table.add_row(device, str(r["points"]), str(len(r["holdouts"])), str(m["n"]), f"{m['mape']:.1f}",
+                      f"{m['spearman']:.3f}", f"{m['coverage']:.0f} %", f"{r['interval_factor']:.2f}",
+                      f"{b['mape']:.1f}", f"{b['spearman']:.3f}",
+                      f"{a['n']} / {a['mape']:.3g} / {a['coverage']:.0f} %")
+    console.print(table)
+
+
 def _cell(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -235,6 +308,13 @@ def print_table(summary: Sequence[dict], console: Console) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.published:
+        published = published_holdouts(args.db, novelty_unit=args.novelty_unit)
+        if args.json:
+            print(json.dumps({"published": published}, indent=1))
+        else:
+            print_published(published, Console(width=max(Console().width, 150)))
+        return 0
     setting = Setting(ks=(5, 10) if args.quick else (5, 10, 20, 50), repeats=1 if args.quick else args.repeats)
     if args.quick:
         setting = dataclasses.replace(setting, source_rounds=20)
@@ -285,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=_positive, default=10, help="random splits (default 10)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, k = 5 and 10, small source models")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--published", action="store_true",
+                        help="the published profiles by leave-one-knob-group-out instead")
+    parser.add_argument("--novelty-unit", type=float, default=NOVELTY_UNIT,
+                        help="with --published: the distance at which a transfer's interval doubles, in "
+                             f"multiples of its points' median nearest-neighbour distance (default {NOVELTY_UNIT:g}; "
+                             "inf: as wide for every architecture)")
     return run(parser.parse_args(argv))
 
 

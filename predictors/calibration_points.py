@@ -16,7 +16,8 @@ worse than random picks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,3 +96,78 @@ def calibration_sampler(request: SampleRequest) -> list[ArchConfig]:
     picked = choose_calibration_points(featurizer.transform(pool), sources, request.n,
                                        measured=featurizer.transform(measured) if measured else None)
     return [pool[i] for i in picked]
+
+
+#: per knob group, per backbone family, the config fields (dotted paths) whose values make the
+#: group's label: architectures unlike each other in the way a search varies them
+KNOB_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "attention": {"lowformer": ("stage3.attention", "stage4.attention"), "efficientvit": ("scales", "dim"),
+                  "fmvit": ("head_dim", "multi_groups"), "mcga": ("projection", "group_tokens"),
+                  "attention-stack": ("attention_stride", "compression")},
+    "mlp": {"lowformer": ("stage3.mlp", "stage3.mlp_ratio", "stage4.mlp", "stage4.mlp_ratio"),
+            "efficientvit": ("expand_ratio",), "fmvit": ("mlp_ratio",), "mcga": ("mlp_ratio", "token_mlp_ratio")},
+    "fusion": {"lowformer": ("unfused",), "efficientvit": ("local_expand_ratio", "kernel"),
+               "fmvit": ("fmb_cfbs", "out_proj"), "mcga": ("patch_embed", "kernels"), "toy-conv": ("depthwise",)},
+    "depth": {family: ("depths",) for family in ("lowformer", "efficientvit", "fmvit", "mcga")}
+    | {"attention-stack": ("layers",), "toy-conv": ("layers",)},
+}
+#: a depth pattern tells empty, single-block and deeper stages apart (exact depths would make
+#: every random architecture a group of its own)
+_DEPTH_CAP = 2
+
+
+def _field(config: ArchConfig, path: str) -> object:
+    value: object = config
+    for name in path.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def knob_groups(configs: Sequence[ArchConfig]) -> dict[str, np.ndarray]:
+    """Per knob group (``KNOB_FIELDS``: attention type, MLP, fusion, depth pattern), the label of
+    each config: its family and the values of the group's fields (None where the family has none)."""
+    from explorer.architectures import family_of
+
+    out = {}
+    for group, fields in KNOB_FIELDS.items():
+        labels = []
+        for config in configs:
+            family = family_of(config.space)
+            paths = fields.get(family)
+            if paths is None:
+                labels.append(None)
+                continue
+            values = [_field(config, path) for path in paths]
+            if group == "depth":
+                values = [tuple(min(int(d), _DEPTH_CAP) for d in value) if isinstance(value, tuple)
+                          else min(int(value), _DEPTH_CAP) for value in values]
+            labels.append(f"{family}: " + ", ".join(f"{p}={v}" for p, v in zip(paths, values)))
+        out[group] = np.array(labels, dtype=object)
+    return out
+
+
+@dataclass(frozen=True)
+class KnobHoldout:
+    """Architectures whose value of one knob group no calibration point shares."""
+
+    group: str  # attention, mlp, fusion or depth
+    label: str  # the held-out value (family and fields)
+    held: np.ndarray  # bool mask of the held-out rows
+
+
+def knob_group_holdouts(configs: Sequence[ArchConfig], min_rest: int = 3) -> list[KnobHoldout]:
+    """Leave-one-knob-group-out: for each knob group and each of its values, the rows with that
+    value held out, the others left to calibrate on. Only values of a family that shows two or
+    more (holding out a whole family is another question) and that leave ``min_rest`` rows."""
+    from explorer.architectures import family_of
+
+    families = np.array([family_of(c.space) for c in configs], dtype=object)
+    out = []
+    for group, labels in knob_groups(configs).items():
+        for label in dict.fromkeys(l for l in labels if l is not None):
+            held = labels == label
+            family = families[held][0]
+            if len(set(labels[families == family])) < 2 or (~held).sum() < min_rest:
+                continue
+            out.append(KnobHoldout(group, label, held))
+    return out

@@ -48,6 +48,19 @@ GENERIC_COEFFICIENTS = {
     "compute_launches": 1e-2,
     "elementwise_launches": 5e-3,
 }
+#: ms per unit of a GPU at batch 1, where launches, not MACs, take the time: 5 TMAC/s dense,
+#: depthwise and transposed 5x slower per MAC (memory-bound), 500 GB/s, 20 us per convolution or
+#: matmul kernel and 10 us per element-wise one (TITAN RTX, TorchScript: LowFormer-B1's 107
+#: convolution and matmul kernels and 129 element-wise ones take 3.4 of its 4.0 ms this way)
+LAUNCH_BOUND_COEFFICIENTS = {
+    "dense_macs": 2e-10,
+    "depthwise_macs": 1e-9,
+    "transposed_macs": 1e-9,
+    "attention_macs": 2e-10,
+    "bytes": 2e-9,
+    "compute_launches": 2e-2,
+    "elementwise_launches": 1e-2,
+}
 _FLOOR_MS = 1e-6
 
 

@@ -15,15 +15,25 @@ with a strong prior towards a plain scaling of the sources' mean (ridge on ``b_s
 strengths; each source plus a per-kernel overhead (``y = a source(x) + b launches(x)``, both
 non-negative: a runtime that spends a fixed time per convolution or matmul call, as eager
 PyTorch does, adds time that no power of a compiled source's latency follows); and the few-shot
-cost model (:class:`~predictors.fewshot.FewShotCalibrator`), which knows no source. Each is
+cost model (:class:`~predictors.fewshot.FewShotCalibrator`), which knows no source, twice: with
+the prior of a CPU, where MACs take the time, and with that of a GPU at batch 1
+(``launch-bound``), where kernel launches do (a TITAN RTX runs LowFormer-B1's 236 kernels in
+4.0 ms; no power of a CPU source's latency, nor MACs, says that). Each is
 scored by leave-one-out on the device's own points, and the prediction averages the candidates'
 log latencies with pseudo-BMA+ weights (Yao et al. 2018: the Bayesian-bootstrapped
 leave-one-out log density of each candidate): with ten points, picking the single best
 candidate mostly picks noise (``benchmarks/new_device.py`` measures each part).
 Intervals are split-conformal from the leave-one-out
 residuals (the ``ceil((n + 1) coverage)``-th smallest absolute log residual, each point's under
-the weights the other points give), so they cover what they claim on points like the ones
-measured.
+the weights the other points give), normalised by novelty: an architecture's log half-width is
+``q (1 + d)``, with ``d`` its distance to the nearest calibration point in the transfer's design
+(the sources' mean log latency and the extras, standardised over the calibration points) in units
+of the calibration points' median distance to their nearest neighbour, and ``q`` the conformal
+quantile of each point's residual over ``1 + d`` of its distance to the others. The search
+proposes architectures unlike every calibration point (an attention type, fusion or depth pattern
+none of them has); a width that holds for the points' own neighbours understates their errors
+(on the published profiles held out by knob group, ``benchmarks/new_device.py --published``,
+constant intervals covered 58-63 % of the iPhone's, TITAN RTX's and A40's held-out points).
 
 Given the backbone family of each point (``groups``), each candidate also gets an offset per
 family: its mean leave-one-out log residual on the family's points, shrunk towards zero as a
@@ -48,17 +58,32 @@ from typing import Any, Protocol
 import numpy as np
 
 from predictors.features import FEATURE_INDEX
-from predictors.fewshot import COST_TERMS, FewShotCalibrator, cost_design
+from predictors.fewshot import COST_TERMS, LAUNCH_BOUND_COEFFICIENTS, FewShotCalibrator, cost_design
 
 ALPHAS = (0.03, 0.3, 3.0, 30.0, 1e6)  # 1e6: the plain scaling of the source
 MIN_POINTS = 2  # its leave-one-out then fits on one point: the plain scaling
 BOOTSTRAP_DRAWS = 200  # Bayesian bootstrap draws of the pseudo-BMA+ weights
 MIN_WEIGHT = 1e-3  # candidates below this weight are dropped (and the rest renormalised)
+#: the distance (in multiples of the calibration points' median distance to their nearest
+#: neighbour) at which an interval is twice as wide as on a calibration point
+NOVELTY_UNIT = 1.0
+#: the smallest spread of each column of the novelty's design (the sources' mean log latency,
+#: then the extras), a quarter of the spread over random architectures of one family: a column
+#: on which the calibration points barely differ would make every other value look novel
+NOVELTY_FLOORS = np.array([0.05, 0.005, 0.05, 3e-5, 0.05])
+#: how far (in log latency) the term of one op-mix extra may go beyond its largest size on the
+#: fit's points: a depthwise share or attention density unlike every calibration point would
+#: otherwise multiply the latency by the exponential of a line fitted where the extra barely
+#: varied (1e31 on a held-out knob group of a40-torch-b200)
+EXTRAS_MARGIN = 1.0
 FAMILY_SHRINKAGE = 1.0  # a family's offset: its residuals' sum over (its points + this)
 FEWSHOT = "fewshot"  # the candidate without a source
+LAUNCH_BOUND = "launch-bound"  # the same with the prior of a GPU at batch 1
 OVERHEAD = "overhead"  # marks a source-plus-kernel-overhead candidate
 OFFSETS = "family_offsets"  # a part's log offset per family
 _LAUNCHES = list(COST_TERMS).index("compute_launches")
+_SIZE = 3  # the column of extras() that is log MACs
+_UNBOUNDED = 1e9  # a bound that never binds (finite: models are stored as plain JSON)
 _EPS = 1e-12
 
 
@@ -89,15 +114,22 @@ def _fit_ridge(z: np.ndarray, e: np.ndarray, t: np.ndarray, alpha: float, w: np.
     centred, tc = design - x_mean, target - t_mean
     gram = centred.T @ (centred * w[:, None]) + alpha * np.eye(design.shape[1])
     beta = np.linalg.solve(gram, centred.T @ (tc * w))
-    return {"intercept": float(t_mean - x_mean @ beta), "beta": beta, "mean": mean, "scale": scale}
+    reach = np.abs(design[:, -e.shape[1]:] * beta[-e.shape[1]:]).max(axis=0) + EXTRAS_MARGIN
+    reach[_SIZE:] = _UNBOUNDED  # a power of the MACs extrapolates sanely
+    return {"intercept": float(t_mean - x_mean @ beta), "beta": beta, "mean": mean, "scale": scale,
+            "reach": reach}
 
 
 def _predict_ridge(params: Mapping[str, Any], z: np.ndarray, e: np.ndarray) -> np.ndarray:
     z = z.reshape(len(e), -1)
     # a model stored before log MACs joined the extras uses the first three
     e = e[:, : len(params["mean"])]
-    design = np.column_stack([z, (e - params["mean"]) / params["scale"]])
-    return z.mean(axis=1) + params["intercept"] + design @ params["beta"]
+    n_z = z.shape[1]
+    beta = params["beta"]
+    terms = (e - params["mean"]) / params["scale"] * beta[n_z:]
+    if "reach" in params:  # stored before the op-mix terms were bounded: unbounded
+        terms = np.clip(terms, -params["reach"], params["reach"])
+    return z.mean(axis=1) + params["intercept"] + z @ beta[:n_z] + terms.sum(axis=1)
 
 
 def pseudo_bma_weights(loo: np.ndarray, t: np.ndarray, w: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -140,7 +172,7 @@ class TransferCalibrator:
 
     def __init__(self, sources: Mapping[str, SourceModel], coverage: float = 0.9, alphas=ALPHAS,
                  source_ids: Mapping[str, int] | None = None, fewshot: bool = True,
-                 prior: dict[str, float] | None = None):
+                 prior: dict[str, float] | None = None, novelty_unit: float = NOVELTY_UNIT):
         if not sources:
             raise ValueError("a transfer needs at least one source predictor (a richly measured device)")
         self.sources = dict(sources)
@@ -149,6 +181,8 @@ class TransferCalibrator:
         self.source_ids = dict(source_ids or {})
         self.fewshot = fewshot
         self.prior = prior
+        self.novelty_unit = novelty_unit
+        self.novelty_: dict[str, Any] | None = None
 
     def _source_logs(self, X: np.ndarray, names=None) -> dict[str, np.ndarray]:
         return {name: np.log(np.maximum(self.sources[name].predict(X), _EPS)) for name in names or self.sources}
@@ -178,9 +212,10 @@ class TransferCalibrator:
             candidates.append({"sources": [name], OVERHEAD: True})
             rows.append(_overhead_loo(np.exp(logs[name]), launches, y, w))
         if self.fewshot:
-            fewshot = FewShotCalibrator(self.prior).fit(X, y, sample_weight=w)
-            candidates.append({FEWSHOT: fewshot})
-            rows.append(np.log(fewshot.loo_predictions_))
+            for name, prior in ((FEWSHOT, self.prior), (LAUNCH_BOUND, LAUNCH_BOUND_COEFFICIENTS)):
+                fewshot = FewShotCalibrator(prior).fit(X, y, sample_weight=w)
+                candidates.append({FEWSHOT: fewshot, "label": name})
+                rows.append(np.log(fewshot.loo_predictions_))
         loo = np.stack(rows)
         families = None if groups is None else np.asarray([str(g) for g in groups], dtype=object)
         offsets: dict[str, np.ndarray] = {}
@@ -204,11 +239,26 @@ class TransferCalibrator:
             self.mixture_.append(part)
         self._set_top_source()
         self.loo_predictions_ = np.exp(weights @ loo[kept])
-        residuals = np.sort(_held_out_residuals(loo, t, w))
+        self.novelty_ = _fit_novelty(_novelty_columns(X, logs, self._mixture_sources()), self.novelty_unit,
+                                    self._mixture_sources())
+        # each point's residual as a multiple of the width at its novelty among the other points
+        scores = np.sort(_held_out_residuals(loo, t, w) / (1.0 + self.novelty_["loo"]))
         rank = math.ceil((len(t) + 1) * self.coverage)
         # fewer points than the coverage needs: the largest residual, widened by half
-        self.log_half_width_ = float(residuals[rank - 1] if rank <= len(t) else 1.5 * residuals[-1])
+        self.log_half_width_ = float(scores[rank - 1] if rank <= len(t) else 1.5 * scores[-1])
         return self
+
+    def _mixture_sources(self) -> list[str]:
+        return sorted({name for part in self.mixture_ for name in part.get("sources", ())})
+
+    def novelty(self, X: np.ndarray, logs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Distance of each row to its nearest calibration point, in units of the calibration
+        points' typical distance to their nearest neighbour (0 without a stored design)."""
+        if self.novelty_ is None:
+            return np.zeros(len(X))
+        names = self.novelty_["sources"]
+        logs = self._source_logs(X, names) if logs is None else logs
+        return _distance(self.novelty_, _novelty_columns(X, logs, names)) / self.novelty_["unit"]
 
     def _set_top_source(self) -> None:
         """``source_``: the source with the largest share (a joint part counts for each of its
@@ -252,12 +302,12 @@ class TransferCalibrator:
         """Whether predictions depend on the family of each row (offsets were fitted)."""
         return any(part.get(OFFSETS) for part in self.mixture_)
 
-    def predict(self, X: np.ndarray, groups: Sequence[str] | None = None) -> np.ndarray:
+    def predict(self, X: np.ndarray, groups: Sequence[str] | None = None,
+                logs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Milliseconds; ``groups``, the family of each row, applies the offsets per family
-        (none without it)."""
+        (none without it); ``logs``: the sources' log latencies of ``X`` if known."""
         e = extras(X)
-        names = {name for part in self.mixture_ for name in part.get("sources", ())}
-        logs = self._source_logs(X, sorted(names))
+        logs = self._source_logs(X, self._mixture_sources()) if logs is None else logs
         launches = cost_design(X)[:, _LAUNCHES]
         offsets = self._family_log_offsets() if groups is not None else {}
         total = np.array([offsets.get(str(g), 0.0) for g in groups]) if offsets else np.zeros(len(X))
@@ -273,13 +323,19 @@ class TransferCalibrator:
 
     def predict_interval(self, X: np.ndarray, groups: Sequence[str] | None = None
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        median = self.predict(X, groups)
-        return median, median * math.exp(-self.log_half_width_), median * math.exp(self.log_half_width_)
+        """The interval's log half-width grows in proportion to 1 + novelty (see module docstring)."""
+        logs = self._source_logs(X, self._mixture_sources())
+        median = self.predict(X, groups, logs)
+        half = self.log_half_width_ * (1.0 + self.novelty(X, logs))
+        return median, median * np.exp(-half), median * np.exp(half)
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source_, "source_ids": self.source_ids, "alpha": self.alpha_,
                 "coverage": self.coverage, "mixture": [_part_to_dict(part) for part in self.mixture_],
-                "log_half_width": self.log_half_width_, "selection": self.selection_}
+                "log_half_width": self.log_half_width_, "selection": self.selection_,
+                "novelty": None if self.novelty_ is None else
+                {**{key: self.novelty_[key] for key in ("sources", "unit")},
+                 **{key: self.novelty_[key].tolist() for key in ("mean", "scale", "points")}}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], sources: Mapping[str, SourceModel]) -> TransferCalibrator:
@@ -292,12 +348,16 @@ class TransferCalibrator:
         model.source_, model.alpha_ = data["source"], data["alpha"]
         model.log_half_width_ = data["log_half_width"]
         model.selection_ = data.get("selection", {})
+        stored = data.get("novelty")  # None: stored before intervals widened with novelty
+        model.novelty_ = None if stored is None else {
+            **stored, **{key: np.asarray(stored[key], dtype=float) for key in ("mean", "scale", "points")}}
         return model
 
 
 def _part_to_dict(part: Mapping[str, Any]) -> dict[str, Any]:
     if FEWSHOT in part:
-        return {FEWSHOT: part[FEWSHOT].to_dict(), "weight": part["weight"], OFFSETS: part.get(OFFSETS, {})}
+        return {FEWSHOT: part[FEWSHOT].to_dict(), "label": part["label"], "weight": part["weight"],
+                OFFSETS: part.get(OFFSETS, {})}
     return {**part, "params": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in part["params"].items()}}
 
 
@@ -305,8 +365,8 @@ def _part_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
     """A mixture part as :meth:`TransferCalibrator.fit` makes it; a part stored with one
     ``source`` (the layout before sources were combined) gets ``sources``."""
     if FEWSHOT in data:
-        return {FEWSHOT: FewShotCalibrator.from_dict(data[FEWSHOT]), "weight": data["weight"],
-                OFFSETS: data.get(OFFSETS, {})}
+        return {FEWSHOT: FewShotCalibrator.from_dict(data[FEWSHOT]), "label": data.get("label", FEWSHOT),
+                "weight": data["weight"], OFFSETS: data.get(OFFSETS, {})}
     part = {key: value for key, value in data.items() if key != "source"}
     part["sources"] = data["sources"] if "sources" in data else [data["source"]]
     part["params"] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in data["params"].items()}
@@ -315,7 +375,7 @@ def _part_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def _group(part: Mapping[str, Any]) -> str:
     if FEWSHOT in part:
-        return FEWSHOT
+        return part["label"]
     return "+".join(part["sources"]) + (" + kernel overhead" if part.get(OVERHEAD) else "")
 
 
@@ -357,6 +417,35 @@ def _family_offsets(residuals: np.ndarray, families: np.ndarray,
         offsets[family] = total / (weight + FAMILY_SHRINKAGE)
         left_out[:, own] = (total[:, None] - weighted[:, own]) / (weight - w[own] + FAMILY_SHRINKAGE)
     return offsets, left_out
+
+
+def _novelty_columns(X: np.ndarray, logs: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """Where an architecture lies in the transfer's design: the mean predicted log latency of
+    the sources ``names`` (none: the extras alone) and the extras."""
+    latency = [np.mean([logs[name] for name in names], axis=0)] if names else []
+    return np.column_stack([*latency, extras(X)])
+
+
+def _fit_novelty(columns: np.ndarray, unit: float, sources: Sequence[str]) -> dict[str, Any]:
+    """The calibration points (in the design of ``sources``) standardised (spreads floored), the unit of
+    distance (``unit`` times their median distance to their nearest neighbour) and each one's
+    novelty among the others (``loo``, in that unit)."""
+    mean, scale = columns.mean(axis=0), np.maximum(columns.std(axis=0), NOVELTY_FLOORS[-columns.shape[1]:])
+    points = (columns - mean) / scale
+    from scipy.spatial.distance import cdist  # scipy.spatial: where distances are taken only
+
+    distance = cdist(points, points)
+    np.fill_diagonal(distance, np.inf)
+    nearest = distance.min(axis=1) if len(points) > 1 else np.zeros(len(points))
+    typical = float(np.median(nearest)) if len(points) > 1 else 1.0
+    model = {"sources": sources, "mean": mean, "scale": scale, "points": points, "unit": max(unit * typical, _EPS)}
+    return {**model, "loo": nearest / model["unit"]}
+
+
+def _distance(novelty: Mapping[str, Any], columns: np.ndarray) -> np.ndarray:
+    from scipy.spatial.distance import cdist
+
+    return cdist((columns - novelty["mean"]) / novelty["scale"], novelty["points"]).min(axis=1)
 
 
 def _leave_one_out(n: int, predict_left_out: Callable[[np.ndarray, int], float]) -> np.ndarray:
