@@ -167,3 +167,16 @@ def test_verify_table_fits(width):
     report = VerifyReport("raspi5-ort-40ms-surrogate-pessimistic", "raspi5-ort", 40.0, "transfer#3", tuple(rows))
     _check_fits(_lines(search_cli._verify_table(report), width), width,
                 [r.arch_id for r in rows] + ["predicted ms [~90 %]", "32.54 [28.51, 37.12]", "35.30"])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_reference_networks_table_fits(width):
+    from explorer.reference import reference_networks
+
+    within = [{"name": n.timm_model, "family": n.family, "resolution": n.resolution, "macs": 123.4e6 * i,
+               "latency_ms": 3.21 * i, "top1": 70.0 + i / 10, "distilled": i % 3 == 0, "weights": n.weights}
+              for i, n in enumerate(reference_networks(), 1)]
+    found = {"budget_ms": 40.0, "device": "raspi5-ort", "within_budget": within}
+    text = _check_fits(_lines(search_cli._reference_networks_table(found, width), width), width,
+                       [r["name"] for r in within] + ["73.00 dist.", "top-1 %"])
+    assert ("mobilenetv3_small_100.lamb_in1k" in text) == (width >= 120)

@@ -232,20 +232,28 @@ def _print_reference_networks(found: dict) -> None:
     if not found["within_budget"]:
         console.print(f"Reference networks: {found['message']}.", highlight=False)
         return
-    table = Table(title=f"Reference networks within {found['budget_ms']:g} ms on {found['device']} "
-                        "(measured latency, published top-1 of timm's weights)")
-    for column in ("name", "family", "res", "MACs (M)", "latency ms", "top-1", "weights"):
-        table.add_column(column, justify="right" if column in ("res", "MACs (M)", "latency ms", "top-1") else "left")
-    for r in found["within_budget"]:
-        top1 = "-" if r["top1"] is None else f"{r['top1']:.2f}" + (" (distilled)" if r["distilled"] else "")
-        table.add_row(r["name"], r["family"], str(r["resolution"]), "-" if r["macs"] is None else f"{r['macs'] / 1e6:.0f}",
-                      f"{r['latency_ms']:.2f}", top1, r["weights"])
-    console.print(table)
+    console.print(_reference_networks_table(found, console.width))
     best = found["best"]
     if best is not None:
         console.print(f"Best of them: [bold]{best['name']}[/bold], published top-1 {best['top1']:.2f}"
                       + (" (distilled)" if best["distilled"] else "") + f" at {best['latency_ms']:.2f} ms measured; "
                       f"{found['message']}.", highlight=False)
+
+
+def _reference_networks_table(found: dict, width: int) -> Table:
+    """The measured reference networks within budget; below 120 columns without the weights' tag."""
+    narrow = width < 120
+    table = compact_table(
+        f"Reference networks within {found['budget_ms']:g} ms on {found['device']}",
+        ["name", Column("family", wrap=True), Column("px", True), Column("MACs", True), Column("ms", True),
+         Column("top-1 %", True), *([] if narrow else ["weights"])],
+        "ms: measured latency (median); top-1 %: published for timm's weights at that resolution (dist.: "
+        "distilled); MACs: millions" + ("; weights: --json or a wider terminal" if narrow else ""))
+    for r in found["within_budget"]:
+        top1 = "-" if r["top1"] is None else f"{r['top1']:.2f}" + (" dist." if r["distilled"] else "")
+        add_row(table, r["name"], r["family"], str(r["resolution"]), "-" if r["macs"] is None else f"{r['macs'] / 1e6:.0f}",
+                f"{r['latency_ms']:.2f}", top1, *([] if narrow else [r["weights"]]))
+    return table
 
 
 def _resolutions(args: argparse.Namespace) -> tuple[int, tuple[int, ...]]:
