@@ -48,6 +48,8 @@ def _declare(parser: argparse.ArgumentParser) -> None:
         "build-reference", help="export the reference networks to ONNX in the reference environment (resumable)")
     build.add_argument("--resolution", type=int, default=None, help="input side (default: each one's published)")
     build.add_argument("--force", action="store_true", help="export again what is already built")
+    build.add_argument("--fvcore", action="store_true",
+                       help="export all again and compare our counts of each file with fvcore's of the module")
     add_json(build)
     build.set_defaults(handler=_build_reference)
 
@@ -113,14 +115,23 @@ def _build_reference(args: argparse.Namespace) -> int:
             outcome = f"[red]failed[/red]: {line['error']}" if "error" in line else f"{line['seconds']:.1f} s"
             console.print(f"{line['model']} at {line['resolution']} px: {outcome}", highlight=False)
 
-    lines = build_reference(reference_configs(args.resolution), force=args.force, on_line=say)
+    lines = build_reference(reference_configs(args.resolution), force=args.force, fvcore=args.fvcore, on_line=say)
     failed = [line for line in lines if "error" in line]
+    compared = [line for line in lines if "fvcore_macs" in line]
     if args.json:
         print_json(lines)
-    else:
-        skipped = sum(bool(line.get("skipped")) for line in lines)
-        console.print(f"{len(lines) - skipped - len(failed)} exported, {skipped} already built, {len(failed)} failed")
+        return 1 if failed else 0
+    skipped = sum(bool(line.get("skipped")) for line in lines)
+    console.print(f"{len(lines) - skipped - len(failed)} exported, {skipped} already built, {len(failed)} failed")
+    if compared:
+        worst = max(compared, key=lambda line: abs(line["params_difference"]))
+        console.print(f"our count against fvcore's: MACs equal for {sum(c['macs_difference'] == 0 for c in compared)} "
+                      f"of {len(compared)}, largest MAC difference "
+                      f"{max(abs(c['macs_difference']) for c in compared):.3%}; params within "
+                      f"{abs(worst['params_difference']):.2%} ({worst['model']}; the export folds BatchNorm)",
+                      highlight=False)
     return 1 if failed else 0
+
 
 
 def _show(args: argparse.Namespace) -> int:

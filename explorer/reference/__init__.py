@@ -162,7 +162,9 @@ def build_reference(configs: Iterable[ReferenceConfig], *, force: bool = False, 
     """Export ``configs`` to ONNX in the reference environment, skipping those already built
     (unless ``force``; with ``fvcore`` nothing is skipped, since the counts come from the build).
     Returns one dict per config: ``model``, ``resolution``, ``path``, and ``skipped`` or
-    ``seconds`` (with ``fvcore``: ``fvcore_macs``, ``fvcore_params``) or ``error``."""
+    ``seconds`` or ``error``; with ``fvcore``, fvcore's counts of the exported module
+    (``fvcore_macs``, ``fvcore_params``), ours of the file (``macs``, ``params``) and the relative
+    differences (``macs_difference``, ``params_difference``)."""
     out = onnx_dir() if out is None else out
     configs = list(configs)
     todo = [c for c in configs if force or fvcore or not (out / c.onnx_path().name).is_file()]
@@ -176,6 +178,8 @@ def build_reference(configs: Iterable[ReferenceConfig], *, force: bool = False, 
         assert process.stdout is not None
         for text in process.stdout:
             line = json.loads(text)
+            if "fvcore_macs" in line:
+                _compare(line)
             lines.append(line)
             if on_line is not None:
                 on_line(line)
@@ -184,3 +188,11 @@ def build_reference(configs: Iterable[ReferenceConfig], *, force: bool = False, 
                         f"after {len(lines)} of {len(configs)} networks (its error is above); run the command "
                         "again to go on")
     return lines
+
+
+def _compare(line: dict) -> None:
+    from explorer.reference.onnx_count import onnx_op_table
+
+    table = onnx_op_table(line["path"])
+    line.update(macs=table.macs, params=table.params, macs_difference=table.macs / line["fvcore_macs"] - 1,
+                params_difference=table.params / line["fvcore_params"] - 1)
