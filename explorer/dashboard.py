@@ -64,6 +64,8 @@ FAMILY_COLOURS = dict(zip(FAMILIES, ("#4c78a8", "#f58518", "#54a24b", "#b279a2")
 DEVICE_COLOURS = tuple(plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24)
 #: The latency axis of the trials plot first shows up to this many times the budget.
 LATENCY_FOCUS = 2.5
+#: the least distance in decades of MACs between two labelled networks of the published frontier
+LABEL_SPACING = 0.2
 PUBLISHED_NAME = "published networks (ImageNet-1k only, no distillation)"
 FRONTIER_NAME = "published frontier: best top-1 at <= MACs"
 
@@ -309,6 +311,17 @@ def _accuracy_trace(candidates: Sequence[Candidate], views: Sequence[dict | None
         hovertemplate="%{text}<br>%{x:.0f} M MACs<br>top-1 %{y:.1f} % (surrogate mean, predicted)<extra></extra>")
 
 
+def _frontier_labels(front: Sequence[ReferenceResult]) -> list[str]:
+    """Names beside the frontier's networks (above the line, where no published network lies), one
+    per :data:`LABEL_SPACING` decades of MACs so that neighbours' names do not overlap."""
+    labels, last = [], -np.inf
+    for r in front:
+        far = np.log10(r.macs_m) - last >= LABEL_SPACING
+        labels.append(f"{r.architecture} @ {r.resolution}" if far else "")
+        last = np.log10(r.macs_m) if far else last
+    return labels
+
+
 def frontier_figure(data: DashboardData) -> go.Figure:
     """Top-1 against MACs: where the shortlist's predictions stand against every clean published
     ImageNet-1k network and the best of them at no more MACs."""
@@ -318,9 +331,12 @@ def frontier_figure(data: DashboardData) -> go.Figure:
         go.Scatter(x=[r.macs_m for r in published], y=[r.top1 for r in published], mode="markers",
                    name=PUBLISHED_NAME, marker={"color": "#888888", "size": 5, "opacity": 0.35},
                    text=[_reference_text(r) for r in published], hovertemplate="%{text}<extra></extra>"),
-        go.Scatter(x=[r.macs_m for r in front], y=[r.top1 for r in front], mode="lines+markers", name=FRONTIER_NAME,
-                   line={"color": "#333333", "shape": "hv", "width": 1.5}, marker={"size": 4, "color": "#333333"},
-                   text=[_reference_text(r) for r in front], hovertemplate="%{text}<extra></extra>"),
+        go.Scatter(x=[r.macs_m for r in front], y=[r.top1 for r in front], mode="lines+markers+text",
+                   name=FRONTIER_NAME, line={"color": "#333333", "shape": "hv", "width": 1.5},
+                   marker={"size": 4, "color": "#333333"}, text=_frontier_labels(front),
+                   textposition=["top right"] + ["top left"] * (len(front) - 1),  # the first would leave the plot
+                   textfont={"size": 9, "color": "#555555"}, customdata=[_reference_text(r) for r in front],
+                   hovertemplate="%{customdata}<extra></extra>"),
     ]
     if data.accuracy:
         traces.append(_accuracy_trace(data.shortlist, data.accuracy[:n], "shortlist (surrogate mean, ~90 %)",

@@ -11,6 +11,7 @@ import pytest
 from explorer.dashboard import (
     DEVICE_COLOURS,
     FRONTIER_NAME,
+    LABEL_SPACING,
     LATENCY_FOCUS,
     PLOT_ORDER,
     PUBLISHED_NAME,
@@ -102,6 +103,9 @@ def test_dashboard_draws_the_published_networks_and_their_frontier(described_stu
     published, front = traces[PUBLISHED_NAME], traces[FRONTIER_NAME]
     assert len(published.x) == len(clean_reference(exclude_in_space=False)) > 500
     assert list(front.x) == [r.macs_m for r in pareto_frontier()] and list(front.y) == sorted(front.y)
+    labelled = [x for x, label in zip(front.x, front.text) if label]  # named beside the line, never crowded
+    assert len(labelled) >= 5 and min(math.log10(b / a) for a, b in zip(labelled, labelled[1:])) >= LABEL_SPACING
+    assert all(" @ " in text and "published (timm results table)" in text for text in front.customdata)
     assert all("published (timm results table)" in text and " @ " in text and "M params" in text
                for text in published.text)
     shortlist = traces["shortlist (surrogate mean, ~90 %)"]

@@ -150,7 +150,8 @@ def test_predictor_family_table_fits(monkeypatch, width):
 def test_results_list_keeps_names_whole(width):
     from types import SimpleNamespace
 
-    results = [SimpleNamespace(result_id=i, name=name, arch_id="8e0c8cd3a7be2f5d", config=SimpleNamespace(resolution=224),
+    results = [SimpleNamespace(result_id=i, name=name, arch_id="8e0c8cd3a7be2f5d",
+                               config=SimpleNamespace(resolution=224),
                                dataset="imagenet", top1=79.7, epochs=None, provenance="published",
                                source="EfficientViT release (assets/eval_efficientvit_cls_model.sh)")
                for i, name in enumerate(("efficientvit-seed-w1.2", None), 1)]

@@ -251,8 +251,9 @@ def _reference_networks_table(found: dict, width: int) -> Table:
         "distilled); MACs: millions" + ("; weights: --json or a wider terminal" if narrow else ""))
     for r in found["within_budget"]:
         top1 = "-" if r["top1"] is None else f"{r['top1']:.2f}" + (" dist." if r["distilled"] else "")
-        add_row(table, r["name"], r["family"], str(r["resolution"]), "-" if r["macs"] is None else f"{r['macs'] / 1e6:.0f}",
-                f"{r['latency_ms']:.2f}", top1, *([] if narrow else [r["weights"]]))
+        macs = "-" if r["macs"] is None else f"{r['macs'] / 1e6:.0f}"
+        add_row(table, r["name"], r["family"], str(r["resolution"]), macs, f"{r['latency_ms']:.2f}", top1,
+                *([] if narrow else [r["weights"]]))
     return table
 
 
