@@ -186,13 +186,6 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _signed(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.2f}"
-
-
-def _import(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
 def _evidence_table(title: str, evidence, width: int) -> Table:
     """How each score ranks a result set; below 120 columns without the scores' descriptions and
     their cost."""
@@ -212,6 +205,13 @@ def _evidence_table(title: str, evidence, width: int) -> Table:
                 *([] if narrow else ["-" if e.seconds_per_arch is None else f"{e.seconds_per_arch:.3g}"]))
     return table
 
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def _import(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
 
     from explorer.db import open_database
     from explorer.search.lookup import trial_lookup
