@@ -12,7 +12,7 @@ from typing import Any
 from explorer.errors import UserError
 from explorer.reference import SPACES as REFERENCE_SPACES
 from explorer.reference import ReferenceConfig, network_of
-from search_spaces.base import ArchConfig, KnobError, arch_id
+from search_spaces.base import ArchConfig, KnobError, arch_id, written_id
 from search_spaces import efficientvit, fmvit, mcga
 from search_spaces.lowformer import LOWFORMER_PRESETS, LowFormerConfig
 from search_spaces.efficientvit.sampling import SEED_SPACE as EFFICIENTVIT_SEED_SPACE
@@ -107,7 +107,8 @@ def _check_knob_names(knobs: Mapping[str, Any]) -> None:
 
 def config_from_dict(knobs: Mapping[str, Any]) -> ArchConfig:
     """A config from its JSON form; ``space`` defaults to ``lowformer``; an ``arch_id`` key, if
-    present, must match the knobs."""
+    present, must match the knobs (their canonical config's id, or, in a file written before
+    configs were canonical, the knobs as written)."""
     if not isinstance(knobs, Mapping):
         raise KnobError("config", knobs, "a JSON object of knobs")
     knobs = dict(knobs)
@@ -117,7 +118,7 @@ def config_from_dict(knobs: Mapping[str, Any]) -> ArchConfig:
     if not isinstance(space, str) or space not in SPACES:
         raise KnobError("space", space, "one of " + ", ".join(SPACES))
     config = SPACES[space].from_dict(knobs)
-    if stated_id is not None and stated_id != arch_id(config):
+    if stated_id is not None and stated_id not in (arch_id(config), written_id({"space": space, **knobs})):
         raise KnobError("arch_id", stated_id, f"the id of these knobs, {arch_id(config)} (or no arch_id)")
     return config
 

@@ -99,7 +99,17 @@ def arch_id(config: ArchConfig) -> str:
     """Stable id of an architecture: the same config always hashes to the same id, and configs
     hash their canonical form (every knob the network does not use at its canonical value), so
     one network has one id."""
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:ARCH_ID_LENGTH]
+    return _hash_id(canonical_json(config))
+
+
+def written_id(knobs: Mapping[str, Any]) -> str:
+    """The id of knobs as written (``space`` and every knob spelled out): a config's id before
+    configs were canonical, which files written then carry."""
+    return _hash_id(json.dumps(dict(knobs), sort_keys=True, separators=(",", ":")))
+
+
+def _hash_id(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:ARCH_ID_LENGTH]
 
 
 def unknown_keys(knobs: Mapping[str, Any], cls: type) -> None:

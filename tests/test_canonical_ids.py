@@ -4,6 +4,8 @@ searches sample distinct networks, and the migration merges the twins stored bef
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import torch
 from explorer.architectures import FLAT_SPACES, NAMED_ARCHITECTURES, config_from_dict
 from search_spaces.base import KnobError, arch_id
 from search_spaces.fmvit import FMViTConfig
-from search_spaces.lowformer.config import STAGE3_DEFAULT
+from search_spaces.lowformer.config import STAGE3_DEFAULT, LowFormerConfig
 from search_spaces.sampling import FlatSpace
 
 #: ids from before configs were canonical: presets (with unused knobs among them: E1 and the
@@ -168,3 +170,41 @@ def test_samples_and_mutations_are_distinct_networks():
     for space, table in FLAT_SPACES.items():
         configs = table.sample(300, seed=5, resolution=96)
         assert len({arch_id(c) for c in configs}) == 300, space
+
+
+def test_search_trials_that_differ_in_unused_knobs_are_one_architecture():
+    """What a search sees: trial parameters that differ only in knobs the network does not use
+    give one architecture id, so the study evaluates the twin once and flags it a duplicate."""
+    from explorer.search import space
+
+    config = FLAT_SPACES["lowformer"].sample(1, seed=4)[0]
+    config = dataclasses.replace(config, depths=(*config.depths[:3], 0, config.depths[4]))
+    for searched in ("lowformer", "all"):
+        params = space.params_of(config, searched)
+        prefix = "lowformer." if searched == "all" else ""
+        twin = {**params, f"{prefix}stage3.attention": "mhsa", f"{prefix}stage3.attention_kernel": 7}
+        assert twin != params
+        assert arch_id(space.config_of(twin, 224, searched)) == arch_id(space.config_of(params, 224, searched))
+
+
+def _old_id(knobs: dict) -> str:
+    """The id a config had before configs were canonical: the hash of its knobs as stored."""
+    return hashlib.sha256(json.dumps(knobs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def _stored(config, **stage_knobs) -> dict:
+    """The stored JSON of ``config`` with stage knobs the network does not use set otherwise."""
+    knobs = {"space": config.space, **config.to_dict()}
+    for stage, values in stage_knobs.items():
+        knobs[stage] = {**knobs[stage], **values}
+    return knobs
+
+
+def test_a_line_written_before_canonical_ids_still_reads():
+    """Sample lines and exports carry the id of their knobs as written then."""
+    no_stage3 = LowFormerConfig(depths=(0, 1, 1, 0, 2))
+    knobs = _stored(no_stage3, stage3={"attention": "mhsa", "attention_stride": 1, "attention_kernel": 7})
+    assert config_from_dict({"arch_id": _old_id(knobs), **knobs}) == no_stage3
+    assert config_from_dict({"arch_id": arch_id(no_stage3), **knobs}) == no_stage3
+    with pytest.raises(KnobError, match="arch_id"):
+        config_from_dict({"arch_id": "0123456789abcdef", **knobs})
