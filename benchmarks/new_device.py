@@ -12,8 +12,12 @@ is scored on the rest of that half. So no source has seen an architecture it is 
 stricter than real use, where the rich device may well have measured the architectures a user
 asks about. Calibration points are picked at random or by
 :func:`predictors.calibration_points.choose_calibration_points` (``chosen``: the medoids of the
-half in the transfer's design, what ``explorer measure --strategy calibrate`` measures). The
-transfer gets the backbone family of each point, as ``explorer predictor train`` gives it.
+half in the transfer's design, what ``explorer measure --strategy calibrate`` measures) or at
+random outside one knob group (``knob-group``: per k and repeat, one attention type, MLP, fusion or
+depth pattern of a family, :func:`predictors.calibration_points.knob_group_holdouts`, with at least
+``MIN_HELD`` architectures in the half), scored on that group only: architectures unlike every
+calibration point, as a search proposes them. The transfer gets the backbone family of each
+point, as ``explorer predictor train`` gives it.
 
 Beside, a reference no transfer can be expected to beat: each setup's own rich-device predictor,
 cross-validated (5 folds) on its 300 shared architectures, so trained on 240 of its own points.
@@ -28,6 +32,7 @@ transfer's 10.7 % at k = 10). Figures are medians over repeats (and over the fou
 
     python benchmarks/new_device.py                  # 10 repeats, k = 5, 10, 20, 50
     python benchmarks/new_device.py --quick --json   # 1 repeat, k = 5, 10
+    python benchmarks/new_device.py --published      # the published profiles, knob groups held out
 """
 
 from __future__ import annotations
