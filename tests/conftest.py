@@ -39,22 +39,30 @@ def user_home(tmp_path_factory) -> Iterator[Path]:
         yield home
 
 
-@pytest.fixture
-def published_db(tmp_path) -> str:
-    """Path of a database with the published measurements and accuracies, and the raspi5
-    predictor made from them."""
+@pytest.fixture(scope="session")
+def published_template(tmp_path_factory) -> Path:
+    """The database behind ``published_db``, built once per test session (and worker)."""
     from explorer.db import open_database
     from explorer.devices import load_published
     from predictors import train_predictor
     from predictors.results import load_published_accuracies
 
-    db_path = str(tmp_path / "m.db")
-    db = open_database(db_path)
+    path = tmp_path_factory.mktemp("published") / "m.db"
+    db = open_database(str(path))
     with db.session() as session:
         load_published(session)
     load_published_accuracies(db)
     train_predictor(db, "raspi5")
-    return db_path
+    db.close()
+    return path
+
+
+@pytest.fixture
+def published_db(published_template, tmp_path) -> str:
+    """Path of a database with the published measurements and accuracies, and the raspi5
+    predictor made from them: a copy of one built once, so that a test may write to it."""
+    shutil.copyfile(published_template, tmp_path / "m.db")
+    return str(tmp_path / "m.db")
 
 
 @pytest.fixture

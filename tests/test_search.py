@@ -180,19 +180,11 @@ def test_cli_errors_name_the_bad_value(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_readme_command_on_published_raspi5_data(tmp_path, capsys):
+def test_readme_command_on_published_raspi5_data(published_db, tmp_path, capsys):
     """`explorer search --device raspi5 --budget 40ms` with the predictor made from published points."""
     import json
 
-    from explorer.db import open_database
-    from explorer.devices import load_published
-    from predictors import train_predictor
-
-    db_path = str(tmp_path / "m.db")
-    db = open_database(db_path)
-    with db.session() as session:
-        load_published(session)
-    train_predictor(db, "raspi5")
+    db_path = published_db
     html = tmp_path / "search.html"
     assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "150", "--db", db_path,
                  "--dashboard", str(html), "--json"]) == 0
