@@ -119,12 +119,18 @@ def test_reference_configs_are_stored_architectures_but_never_sampled():
 
 def test_a_network_without_its_onnx_file_says_how_to_build_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EXPLORER_REFERENCE_ONNX", str(tmp_path / "none"))
+    monkeypatch.setenv("EXPLORER_REFERENCE_PYTHON", str(tmp_path / "absent" / "python"))
     with pytest.raises(ReferenceNotBuilt, match="build-reference"):
         reference_configs()[0].op_table()
-    assert main(["measure", "--space", "reference", "--device", "local", "--db", str(tmp_path / "m.db"),
-                 "--create-db"]) == 2
+    measure = ["measure", "--space", "reference", "--device", "local", "--db", str(tmp_path / "m.db"), "--create-db"]
+    assert main(measure) == 2
     error = capsys.readouterr().err
     assert "no ONNX file" in error and "build-reference" in error and "Traceback" not in error
+    # with a reference environment, the campaign exports what is missing first (here one without timm)
+    monkeypatch.setenv("EXPLORER_REFERENCE_PYTHON", sys.executable)
+    assert main([*measure, "--n", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "did not export" in error and "timm" in error and "Traceback" not in error
     assert main(["space", "presets", "--space", "reference", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == len(reference_networks()) and not any(r["built"] for r in rows)

@@ -206,7 +206,31 @@ def strategy_samplers() -> dict[str, Sampler]:
 
 
 def _measure(args: argparse.Namespace) -> int:
+    if args.space == "reference":
+        _build_missing_reference(args)
     return measure_with(args, transport=ssh_transport(args), samplers=strategy_samplers())
+
+
+def _build_missing_reference(args: argparse.Namespace) -> None:
+    """One command measures the reference networks: those without an ONNX file are exported
+    first, where the reference environment exists (without it, the campaign names the command)."""
+    from explorer.errors import UserError
+    from explorer.reference import ReferenceNotBuilt, build_reference, reference_configs, reference_python
+
+    configs = reference_configs(args.resolution)[: args.n] if args.n else reference_configs(args.resolution)
+    missing = [c for c in configs if not c.onnx_path().is_file()]
+    if not missing:
+        return
+    try:
+        reference_python()
+    except UserError:
+        return
+    if not args.json:
+        console.print(f"exporting {len(missing)} reference network(s) to ONNX first", highlight=False)
+    failed = [line for line in build_reference(missing) if "error" in line]
+    if failed:
+        raise ReferenceNotBuilt(f"{len(failed)} reference network(s) did not export (the first: {failed[0]['model']}: "
+                                f"{failed[0]['error']})")
 
 
 def _devices(args: argparse.Namespace) -> int:
