@@ -66,6 +66,8 @@ DEVICE_COLOURS = tuple(plotly.colors.qualitative.Dark24 + plotly.colors.qualitat
 LATENCY_FOCUS = 2.5
 #: the least distance in decades of MACs between two labelled networks of the published frontier
 LABEL_SPACING = 0.2
+#: the least distance (fractions of the x and y axes) between two labelled shortlist stars
+LABEL_GAP = (0.035, 0.04)
 PUBLISHED_NAME = "published networks (ImageNet-1k only, no distillation)"
 FRONTIER_NAME = "published frontier: best top-1 at <= MACs"
 
@@ -214,18 +216,35 @@ def preset_label(name: str) -> str:
     return name if NAMED_ARCHITECTURES[name].exact else f"{name} (reconstruction)"
 
 
-def _candidate_trace(candidates: Sequence[Candidate], name: str, labels: Sequence[str], **marker) -> go.Scatter:
+def _candidate_trace(candidates: Sequence[Candidate], name: str, labels: Sequence[str], shown: Sequence[str] | None = None,
+                     **marker) -> go.Scatter:
+    """Candidates at (predicted latency, score); ``shown``: the labels drawn beside the points
+    (default ``labels``, which the hover always names)."""
     e = [c.evaluation for c in candidates]
     return go.Scatter(
         x=[v.latency_ms for v in e], y=[v.score for v in e], mode="markers+text", name=name,
-        text=list(labels), textposition="top center", textfont={"size": 10},
+        text=list(labels if shown is None else shown), hovertext=list(labels), textposition="top center",
+        textfont={"size": 10},
         marker={**marker, "color": [FAMILY_COLOURS[c.family] for c in candidates],
                 "line": {"color": "black", "width": 1}},
         error_x={"type": "data", "symmetric": False, "array": [v.high_ms - v.latency_ms for v in e],
                  "arrayminus": [v.latency_ms - v.low_ms for v in e], "thickness": 1},
         customdata=[f"{c.family}<br>{_knob_text(c.config)}" for c in candidates],
-        hovertemplate="%{text}<br>predicted %{x:.2f} ms<br>score %{y:.4g}<br>%{customdata}<extra></extra>",
+        hovertemplate="%{hovertext}<br>predicted %{x:.2f} ms<br>score %{y:.4g}<br>%{customdata}<extra></extra>",
     )
+
+
+def _uncrowded(points: Sequence[tuple[float, float]], labels: Sequence[str], spans: tuple[float, float]) -> list[str]:
+    """``labels`` with those left out whose point lies within :data:`LABEL_GAP` (fractions of the
+    axes' ``spans``) of a point already labelled: stacked names are unreadable, the hover names all."""
+    kept: list[tuple[float, float]] = []
+    out = []
+    for (x, y), label in zip(points, labels):
+        near = any(abs(x - kx) < LABEL_GAP[0] * spans[0] and abs(y - ky) < LABEL_GAP[1] * spans[1] for kx, ky in kept)
+        out.append("" if near else label)
+        if not near:
+            kept.append((x, y))
+    return out
 
 
 def _reference_trace(candidate: Candidate) -> go.Scatter:
@@ -248,13 +267,15 @@ def trials_figure(data: DashboardData) -> go.Figure:
                    hoverinfo="skip"),
         go.Scatter(x=[data.budget_ms, data.budget_ms], y=[min(scores), max(scores)], mode="lines",
                    name=f"budget {data.budget_ms:g} ms", line={"color": "black", "dash": "dash"}, hoverinfo="skip"),
-        _candidate_trace(data.shortlist, "shortlist", [f"#{c.trial}" for c in data.shortlist], size=12,
-                         symbol="star"),
+        _candidate_trace(data.shortlist, "shortlist", [f"#{c.trial}" for c in data.shortlist],
+                         _uncrowded([(c.evaluation.latency_ms, c.evaluation.score) for c in data.shortlist],
+                                    [f"#{c.trial}" for c in data.shortlist],
+                                    (_latency_span(data), (max(scores) - min(scores)) or 1.0)),
+                         size=12, symbol="star"),
         *(_reference_trace(c) for c in data.references),
     ])
     focus = LATENCY_FOCUS * data.budget_ms
-    latencies = [p.evaluation.latency_ms for p in data.trials] + [c.evaluation.high_ms for c in data.references]
-    focused = bool(latencies) and max(latencies) > focus
+    focused = _latency_span(data) == focus
     notes = ([f"Latency axis: up to {focus:g} ms ({LATENCY_FOCUS:g} x the budget); Autoscale shows all."]
              if focused else [])
     drawn = data.reference_latencies if data.score_in_top1 else ()
@@ -265,29 +286,37 @@ def trials_figure(data: DashboardData) -> go.Figure:
             marker={"color": "#888888", "size": 7, "symbol": "square-open"},
             text=[f"{_reference_text(r.result)}<br>{r.provenance} {r.latency_ms:.2f} ms ({r.detail})" for r in drawn],
             hovertemplate="%{text}<extra></extra>"))
-    notes.append(_reference_note(data, len(drawn)))
+    notes += _reference_note(data, len(drawn))
     figure.update_layout(title=f"Trials of {data.study}: score vs predicted latency on {data.device}"
                                f"<br><sup>{'<br>'.join(notes)}</sup>",
                          xaxis_title=f"predicted latency on {data.device} (ms, median; bars: interval)",
                          yaxis_title=data.objective_label, legend_title_text="family (filled: within budget)",
-                         height=620)
+                         height=620 + 15 * len(notes), margin={"t": 80 + 15 * len(notes)})
     if focused:
         figure.update_xaxes(range=[0, focus])
     return figure
 
 
-def _reference_note(data: DashboardData, drawn: int) -> str:
-    """Which published networks the latency plot shows, and why not the others."""
+def _latency_span(data: DashboardData) -> float:
+    """The width of the latency axis as first shown: all latencies, or up to :data:`LATENCY_FOCUS`
+    times the budget when they reach further."""
+    latencies = [p.evaluation.latency_ms for p in data.trials] + [c.evaluation.high_ms for c in data.references]
+    return min(max(latencies, default=0.0), LATENCY_FOCUS * data.budget_ms) or 1.0
+
+
+def _reference_note(data: DashboardData, drawn: int) -> list[str]:
+    """Which published networks the latency plot shows, and why not the others (lines short
+    enough for the subtitle)."""
     measured, published = len(data.reference_latencies), len(clean_reference())
     if drawn:
-        return (f"Grey squares: published networks with a measured or published latency on {data.device} ({drawn}), "
-                f"at their published top-1; the others have none there (all of them against MACs: next plot).")
+        return [f"Grey squares: published networks with a measured or published latency on {data.device} ({drawn}), "
+                "at their published top-1;", "the others have none there (all of them against MACs: next plot)."]
     if measured:
-        return (f"{measured} published networks have a latency on {data.device}, but the score is not top-1: "
-                "they are drawn against MACs in the next plot.")
-    return (f"The {published} published networks outside the searched spaces are not drawn here: none has a measured "
-            f"or published latency on {data.device} (top-1 against MACs: next plot; `explorer measure --space "
-            f"reference` measures some).")
+        return [f"{measured} published networks have a latency on {data.device}, but the score is not top-1:",
+                "they are drawn against MACs in the next plot."]
+    return [f"Not drawn: the {published} published networks outside the searched spaces (no measured or published "
+            f"latency on {data.device});", "they are drawn against MACs in the next plot (`explorer measure --space "
+            "reference` measures some)."]
 
 
 def _reference_text(r: ReferenceResult) -> str:

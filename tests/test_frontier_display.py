@@ -118,7 +118,7 @@ def test_dashboard_draws_the_published_networks_and_their_frontier(described_stu
     assert PLOT_ORDER.index("frontier") == 1 and html.count('class="plotly-graph-div"') == len(PLOT_ORDER)
     # against latency: not drawn, and the figure says why
     title = trials_figure(data).layout.title.text
-    assert "not drawn here" in title and "none has a measured or published latency" in title
+    assert "Not drawn: the" in title and "(no measured or published latency on fake)" in title
     assert all(PUBLISHED_NAME != trace.name for trace in trials_figure(data).data)
     # one colour per device
     colours = [trace.marker.color for trace in devices_figure(data).data]

@@ -181,3 +181,31 @@ def test_reference_networks_table_fits(width):
     text = _check_fits(_lines(search_cli._reference_networks_table(found, width), width), width,
                        [r["name"] for r in within] + ["73.00 dist.", "top-1 %"])
     assert ("mobilenetv3_small_100.lamb_in1k" in text) == (width >= 120)
+
+
+def test_dashboard_leaves_out_stacked_shortlist_labels():
+    from explorer.dashboard import LABEL_GAP, _uncrowded
+
+    spans = (100.0, 10.0)
+    points = [(10.0, 75.0), (10.0 + LABEL_GAP[0] * 50, 75.0 + LABEL_GAP[1] * 5), (30.0, 75.0), (10.0, 80.0)]
+    assert _uncrowded(points, ["#1", "#2", "#3", "#4"], spans) == ["#1", "", "#3", "#4"]
+
+
+def test_dashboard_shortlist_labels_do_not_stack_and_the_hover_names_every_entry(tmp_path):
+    from explorer.dashboard import LABEL_GAP, _latency_span, dashboard_data, trials_figure
+
+    models = lambda: (MacsLatency(), DescribedLogParams())  # noqa: E731
+    evaluator = Evaluator(*models())
+    settings = SearchSettings(device="fake", budget_ms=10.0, objective="log-params", trials=60, batch_size=30,
+                              study_name="labels", sampler="random")
+    study = run_search(settings, f"sqlite:///{tmp_path}/s.db", models, evaluator=evaluator)
+    data = dashboard_data(study, evaluator, top=12)
+    (stars,) = [t for t in trials_figure(data).data if t.name == "shortlist"]
+    assert list(stars.hovertext) == [f"#{c.trial}" for c in data.shortlist] and len(stars.x) >= 6
+    scores = [p.evaluation.score for p in data.trials]
+    x_span, y_span = _latency_span(data), max(scores) - min(scores)
+    shown = [(x, y) for x, y, label in zip(stars.x, stars.y, stars.text) if label]
+    assert shown
+    for i, (x, y) in enumerate(shown):
+        assert all(abs(x - kx) >= LABEL_GAP[0] * x_span or abs(y - ky) >= LABEL_GAP[1] * y_span
+                   for kx, ky in shown[:i])
