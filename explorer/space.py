@@ -92,10 +92,14 @@ def export(spec: str | Path | ArchConfig, path: str | Path, resolution: int | No
     """Export to ONNX (``opset`` default: ``explorer.onnx_export.DEFAULT_OPSET``) and check the file
     against PyTorch with ONNX Runtime. torch loads here, not with the module, which lists and
     samples architectures without it."""
-    from explorer.onnx_export import DEFAULT_OPSET, export_onnx, max_abs_difference
+    from explorer.onnx_export import DEFAULT_OPSET, export_onnx, max_abs_difference, pre_exported
 
     opset = DEFAULT_OPSET if opset is None else opset
     config = resolve(spec, resolution)
+    if pre_exported(config) is not None:  # a reference network: its file, as timm's environment wrote it
+        if opset != DEFAULT_OPSET:
+            raise KnobError("opset", opset, f"{DEFAULT_OPSET}, at which the reference networks are exported")
+        return {"arch_id": arch_id(config), "path": str(export_onnx(config, path)), "opset": DEFAULT_OPSET}
     model = config.build()
     out = export_onnx(config, path, opset=opset, model=model)
     result: dict[str, Any] = {"arch_id": arch_id(config), "path": str(out), "opset": opset}

@@ -183,6 +183,11 @@ def test_a_bundle_carries_the_onnx_files_so_a_board_needs_no_timm(tmp_path, monk
     (entry,) = manifest.models
     assert entry.config == {"space": "reference", "model": config.model, "resolution": 32}
     assert entry.sha256 == file_sha256(config.onnx_path()) == file_sha256(tmp_path / "bundle" / entry.file)
+    # and `explorer space export-onnx NAME` hands out the same file
+    assert main(["space", "export-onnx", config.model, "--resolution", "32", "-o", str(tmp_path / "out.onnx")]) == 0
+    assert file_sha256(tmp_path / "out.onnx") == entry.sha256
+    assert main(["space", "export-onnx", config.model, "--resolution", "32", "--opset", "13",
+                 "-o", str(tmp_path / "other.onnx")]) == 2
 
 
 def test_a_build_skips_what_is_built_and_reports_what_does_not_export(tmp_path, monkeypatch):
