@@ -112,12 +112,12 @@ def test_the_real_counters_count_this_process_in_the_machine():
     start = cpu_counters()
     if start is None:
         pytest.skip("no /proc/stat on this system")
-    deadline = time.monotonic() + 0.4
-    while time.monotonic() < deadline:
-        pass
+    burnt, deadline = time.process_time() + 0.3, time.monotonic() + 60
+    while time.process_time() < burnt and time.monotonic() < deadline:
+        pass  # 0.3 s of CPU, however long a busy host takes to give them
     end = cpu_counters()
     own = end.own - start.own
-    assert own > 0.1 and end.machine_busy - start.machine_busy >= own - 0.05
+    assert own >= 0.25 and end.machine_busy - start.machine_busy >= own - 0.05
 
 
 def test_guard_settings_are_validated():
