@@ -30,6 +30,7 @@ from explorer.db import (
     resolve_device,
 )
 from explorer.errors import UserError
+from explorer.reference import SPACE as REFERENCE_SPACE
 from predictors.features import FEATURE_VERSION, OpFeaturizer
 from predictors.fewshot import CostModel
 from predictors.latency import (
@@ -226,14 +227,16 @@ def load_training_set(session: Session, device: str, backend: str | None = None,
                       threads: int | None = None) -> TrainingSet:
     """The current successful measurements of one setup of ``device`` (name or alias)."""
     dev = resolve_device(session, device)
-    rows = ok_measurements(session, dev, backend, batch, threads)
+    # the reference networks are measured to stand beside a search, not to train its predictor
+    references = set(session.scalars(select(Architecture.arch_id).where(Architecture.space == REFERENCE_SPACE)))
+    rows = [m for m in ok_measurements(session, dev, backend, batch, threads) if m.arch_id not in references]
     if not rows:
         raise TrainingDataError(
             f"no successful measurements on device '{dev.name}'"
             + (f" with backend={backend}, batch={batch}, threads={threads}" if backend or batch or threads else "")
             + f"; measure some with `explorer measure --device {dev.name} --n 50`")
     setup = Setup(dev.name, *_pick_setup(rows, dev))
-    history = setup_rows(session, setup)
+    history = [m for m in setup_rows(session, setup) if m.arch_id not in references]
     target, latency, reference_ms, rep = _most_repeatable_target(history)
     current = {m.arch_id: i for i, m in enumerate(history)}  # the latest measurement of each
     keep = sorted(current.values())

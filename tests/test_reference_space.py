@@ -161,6 +161,12 @@ def test_a_reference_campaign_measures_the_onnx_files_and_resumes(tmp_path, monk
     assert all(r.status == "ok" and r.median_ms > 0 for r in rows)
     assert run_campaign(db, spec).skipped == 2  # resumable: nothing is measured twice
 
+    # measured to stand beside a search, never to train its latency predictor
+    from predictors.store import TrainingDataError, load_training_set
+
+    with db.session() as session, pytest.raises(TrainingDataError):
+        load_training_set(session, "local")
+
     # beside a search: what fits the budget, with its measured latency and published top-1
     slowest = max(r.median_ms for r in rows)
     found = reference_within_budget(db, "local", slowest * 2)
