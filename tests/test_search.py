@@ -186,17 +186,17 @@ def test_readme_command_on_published_raspi5_data(published_db, tmp_path, capsys)
 
     db_path = published_db
     html = tmp_path / "search.html"
-    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "150", "--db", db_path,
+    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "60", "--db", db_path,
                  "--dashboard", str(html), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["trials"] == 150 and report["device"] == "raspi5-ort" and report["dashboard"] == str(html.resolve())
+    assert report["trials"] == 60 and report["device"] == "raspi5-ort" and report["dashboard"] == str(html.resolve())
     assert report["storage"] == f"sqlite:///{tmp_path / 'studies.db'}"
     assert 1 <= len(report["shortlist"]) <= 8 and all(r["high_ms"] <= 40.0 for r in report["shortlist"])
     assert [r["name"] for r in report["references"]] == [
         "lowformer-b0", "lowformer-b1", "lowformer-b1.5", "lowformer-b2", "lowformer-b3",
         "lowformer-e1", "lowformer-e2", "lowformer-e3"]
     assert html.stat().st_size > 1_000_000
-    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "150", "--db", db_path,
+    assert main(["search", "--device", "raspi5", "--budget", "40ms", "--trials", "60", "--db", db_path,
                  "--no-dashboard"]) == 0  # resumes: nothing left to do, prints the table
     assert "Shortlist to train on raspi5-ort" in capsys.readouterr().out
 
