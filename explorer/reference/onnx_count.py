@@ -46,7 +46,7 @@ _CLASSES = {
 
 
 class ShapeUnknownError(ValueError):
-    """The graph leaves a shape that the count needs unknown after shape inference."""
+    """A tensor the count needs that a run of the graph does not produce (a damaged file)."""
 
 
 def _stage(node_name: str) -> str:
@@ -68,7 +68,7 @@ def onnx_op_table(path: str | Path) -> OpTable:
         if dims and not dims[0].HasField("dim_value"):
             dims[0].dim_value = 1
     graph = model.graph
-    shapes: dict[str, tuple[int, ...] | None] = _runtime_shapes(model)
+    shapes = _runtime_shapes(model)
     constants = {t.name: tuple(t.dims) for t in graph.initializer if t.data_type in _FLOAT_TYPES}
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t"):
@@ -124,7 +124,7 @@ def _runtime_shapes(model) -> dict[str, tuple[int, ...]]:
             **{name: tuple(np.shape(value)) for name, value in zip(names, session.run(names, feed))}}
 
 
-def _need(shapes: dict[str, tuple[int, ...] | None], name: str, node) -> tuple[int, ...]:
+def _need(shapes: dict[str, tuple[int, ...]], name: str, node) -> tuple[int, ...]:
     shape = shapes.get(name)
     if shape is None:
         raise ShapeUnknownError(f"shape of {name!r} (input of {node.op_type} {node.name!r}) is unknown")
