@@ -244,8 +244,10 @@ JUNK = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
     max_leaves=6)
 #: a representative valid config per family: its presets
-PRESETS = {space: [entry.make(None) for entry in NAMED_ARCHITECTURES.values()
-                   if entry.make(None).space == space] for space in SPACES}
+_ALL_PRESETS = {space: [entry.make(None) for entry in NAMED_ARCHITECTURES.values()
+                        if entry.make(None).space == space] for space in SPACES}
+#: spaces with named architectures to mutate (the reference space's networks are named by timm)
+PRESETS = {space: presets for space, presets in _ALL_PRESETS.items() if presets}
 
 
 def _set_path(data: Any, path: Sequence[Any], value: Any, delete: bool) -> Any:
@@ -765,6 +767,9 @@ class FuzzBench:
         self.bundle, self.valid_manifest = tiny_bundle(directory, "fuzz-bundle")
         self.results = results_file(directory / "fuzz-results.jsonl", 2)
         self.tallies: dict[str, FuzzTally] = {}
+        from explorer.db import open_database
+
+        open_database()  # the user's database exists before the first input: its one-time note is no error line
 
     def tally(self, kind: str) -> FuzzTally:
         return self.tallies.setdefault(kind, FuzzTally(kind))
