@@ -270,7 +270,8 @@ def published_holdouts(db_url: str | None, devices: Sequence[str] = PUBLISHED,
 def print_published(result: Mapping[str, dict], console: Console) -> None:
     table = Table(title="published profiles, leave-one-knob-group-out", box=box.SIMPLE_HEAD, padding=(0, 1),
                   caption="transfer fitted without each knob group (attention / MLP / fusion / depth pattern "
-                          "within a family), scored on its architectures whose layers are published; held-out predictions pooled")
+                          "within a family), scored on its architectures whose layers are published; "
+                          "held-out predictions pooled")
     for column in ("device", "points", "hold-outs", "held-out preds", "MAPE %", "Spearman", "~90 % covers",
                    "interval x", "MACs-only MAPE %", "MACs-only Spearman",
                    "with reconstructions: n / MAPE % / covers"):

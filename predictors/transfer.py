@@ -71,6 +71,8 @@ NOVELTY_UNIT = 1.0
 #: then the extras), a quarter of the spread over random architectures of one family: a column
 #: on which the calibration points barely differ would make every other value look novel
 NOVELTY_FLOORS = np.array([0.05, 0.005, 0.05, 3e-5, 0.05])
+#: the smallest typical nearest-neighbour distance of calibration points, in standardised units
+MIN_TYPICAL = 0.1
 #: how far (in log latency) the term of one op-mix extra may go beyond its largest size on the
 #: fit's points: a depthwise share or attention density unlike every calibration point would
 #: otherwise multiply the latency by the exponential of a line fitted where the extra barely
@@ -427,9 +429,10 @@ def _novelty_columns(X: np.ndarray, logs: Mapping[str, np.ndarray], names: Seque
 
 
 def _fit_novelty(columns: np.ndarray, unit: float, sources: Sequence[str]) -> dict[str, Any]:
-    """The calibration points (in the design of ``sources``) standardised (spreads floored), the unit of
-    distance (``unit`` times their median distance to their nearest neighbour) and each one's
-    novelty among the others (``loo``, in that unit)."""
+    """The calibration points in the design of ``sources``, standardised (spreads floored); the
+    unit of distance, ``unit`` times their median distance to their nearest neighbour (at least
+    ``MIN_TYPICAL``: points measured twice would make it zero); each one's novelty among the others
+    (``loo``, in that unit)."""
     mean, scale = columns.mean(axis=0), np.maximum(columns.std(axis=0), NOVELTY_FLOORS[-columns.shape[1]:])
     points = (columns - mean) / scale
     from scipy.spatial.distance import cdist  # scipy.spatial: where distances are taken only
@@ -437,7 +440,7 @@ def _fit_novelty(columns: np.ndarray, unit: float, sources: Sequence[str]) -> di
     distance = cdist(points, points)
     np.fill_diagonal(distance, np.inf)
     nearest = distance.min(axis=1) if len(points) > 1 else np.zeros(len(points))
-    typical = float(np.median(nearest)) if len(points) > 1 else 1.0
+    typical = max(float(np.median(nearest)), MIN_TYPICAL) if len(points) > 1 else 1.0
     model = {"sources": sources, "mean": mean, "scale": scale, "points": points, "unit": max(unit * typical, _EPS)}
     return {**model, "loo": nearest / model["unit"]}
 

@@ -152,3 +152,13 @@ def test_launch_bound_prior_counts_the_kernels_of_a_preset(name):
     terms = CostModel(LAUNCH_BOUND_COEFFICIENTS).term_times(X)[0]
     launches = terms[-2:].sum()
     assert launches > 0.7 * terms.sum() and 2.0 < terms.sum() < 6.0
+
+
+def test_points_measured_twice_keep_intervals_finite():
+    """Twins put half the calibration points at distance zero from a neighbour: the unit of
+    novelty stays positive and the intervals finite."""
+    _, X, y = synthetic(40, seed=36)
+    twins = np.vstack([X[:6], X[:6]])
+    model = TransferCalibrator({"source": Oracle()}).fit(twins, np.concatenate([y[:6], 1.02 * y[:6]]))
+    median, low, high = model.predict_interval(X[6:])
+    assert np.all(np.isfinite(high)) and np.all(high / median < 20) and np.all(low > 0)
