@@ -26,6 +26,14 @@ import pytest
 POSTGRES_ENV = "EXPLORER_TEST_POSTGRES_URL"
 
 
+def pytest_configure(config) -> None:
+    """On a pytest-xdist worker torch, BLAS and their subprocesses use one thread: two workers on
+    two cores with two threads each mostly wait for each other (fvcore on a 128 px model took 5 s
+    with two threads and 1 s with one on a busy 2-core host). The serial part keeps the default."""
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def user_home(tmp_path_factory) -> Iterator[Path]:
     """The user's database, studies and caches of this test session (``$EXPLORER_HOME``) and the
