@@ -25,7 +25,8 @@ leave-one-out log density of each candidate): with ten points, picking the singl
 candidate mostly picks noise (``benchmarks/new_device.py`` measures each part).
 Intervals are split-conformal from the leave-one-out
 residuals (the ``ceil((n + 1) coverage)``-th smallest absolute log residual, each point's under
-the weights the other points give), normalised by novelty: an architecture's log half-width is
+the weights the other points give, each point counting with its sample weight: a reconstruction
+whose layers are unknown widens the interval a tenth as much), normalised by novelty: an architecture's log half-width is
 ``q (1 + d)``, with ``d`` its distance to the nearest calibration point in the transfer's design
 (the sources' mean log latency and the extras, standardised over the calibration points) in units
 of the calibration points' median distance to their nearest neighbour, and ``q`` the conformal
@@ -33,7 +34,7 @@ quantile of each point's residual over ``1 + d`` of its distance to the others. 
 proposes architectures unlike every calibration point (an attention type, fusion or depth pattern
 none of them has); a width that holds for the points' own neighbours understates their errors
 (on the published profiles held out by knob group, ``benchmarks/new_device.py --published``,
-constant intervals covered 58-63 % of the iPhone's, TITAN RTX's and A40's held-out points).
+constant intervals covered 54-73 % of the held-out points of four of them).
 
 Given the backbone family of each point (``groups``), each candidate also gets an offset per
 family: its mean leave-one-out log residual on the family's points, shrunk towards zero as a
@@ -244,10 +245,8 @@ class TransferCalibrator:
         self.novelty_ = _fit_novelty(_novelty_columns(X, logs, self._mixture_sources()), self.novelty_unit,
                                     self._mixture_sources())
         # each point's residual as a multiple of the width at its novelty among the other points
-        scores = np.sort(_held_out_residuals(loo, t, w) / (1.0 + self.novelty_["loo"]))
-        rank = math.ceil((len(t) + 1) * self.coverage)
-        # fewer points than the coverage needs: the largest residual, widened by half
-        self.log_half_width_ = float(scores[rank - 1] if rank <= len(t) else 1.5 * scores[-1])
+        scores = _held_out_residuals(loo, t, w) / (1.0 + self.novelty_["loo"])
+        self.log_half_width_ = _weighted_conformal_quantile(scores, w, self.coverage)
         return self
 
     def _mixture_sources(self) -> list[str]:
@@ -419,6 +418,17 @@ def _family_offsets(residuals: np.ndarray, families: np.ndarray,
         offsets[family] = total / (weight + FAMILY_SHRINKAGE)
         left_out[:, own] = (total[:, None] - weighted[:, own]) / (weight - w[own] + FAMILY_SHRINKAGE)
     return offsets, left_out
+
+
+def _weighted_conformal_quantile(scores: np.ndarray, w: np.ndarray, coverage: float) -> float:
+    """The smallest score whose points, with the new one counted as a point of full weight, hold
+    ``coverage`` of the weight (with equal weights: the ``ceil((n + 1) coverage)``-th smallest);
+    a point trusted less (a reconstruction) counts less. Too little weight for the coverage: the
+    largest score, widened by half."""
+    order = np.argsort(scores)
+    held = np.cumsum(w[order])
+    enough = np.flatnonzero(held >= coverage * (w.sum() + w.max()) - 1e-9)
+    return float(scores[order[enough[0]]] if len(enough) else 1.5 * scores.max())
 
 
 def _novelty_columns(X: np.ndarray, logs: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:

@@ -162,3 +162,17 @@ def test_points_measured_twice_keep_intervals_finite():
     model = TransferCalibrator({"source": Oracle()}).fit(twins, np.concatenate([y[:6], 1.02 * y[:6]]))
     median, low, high = model.predict_interval(X[6:])
     assert np.all(np.isfinite(high)) and np.all(high / median < 20) and np.all(low > 0)
+
+
+def test_a_point_trusted_less_widens_the_interval_less():
+    """Reconstructions (weight 0.1) far off the law count a tenth each in the interval's quantile."""
+    from predictors.transfer import _weighted_conformal_quantile
+
+    scores = np.concatenate([np.linspace(0.05, 0.21, 17), [2.0, 2.1, 2.2]])
+    equal = np.ones(len(scores))
+    assert _weighted_conformal_quantile(scores, equal, 0.9) > 1.0
+    # equal weights: the ceil((n + 1) coverage)-th smallest score, as split-conformal prescribes
+    assert _weighted_conformal_quantile(scores, equal, 0.9) == np.sort(scores)[int(np.ceil(21 * 0.9)) - 1]
+    trusted_less = np.where(scores > 1.0, 0.1, 1.0)
+    assert _weighted_conformal_quantile(scores, trusted_less, 0.9) < 0.5
+    assert _weighted_conformal_quantile(scores[:3], equal[:3], 0.9) == 1.5 * scores[2]  # too few points
