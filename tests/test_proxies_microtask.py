@@ -47,9 +47,13 @@ def test_generated_task_is_deterministic_by_seed():
 @pytest.mark.slow
 def test_a_scaled_architecture_of_the_space_learns_the_generated_task():
     """What the score measures: LowFormer-B0 scaled to the task (widths x0.25, 32 px), trained
-    with the default schedule, does clearly better than chance (10 %; 24.1 % measured)."""
-    result = microtask(resolve("lowformer-b0"), GeneratedTask(), MicroTaskSettings())
-    assert result.top1 > 18.0
+    with the default schedule, does clearly better than chance (10 %, 11.6 % for the most common
+    held-out class). One seed in a few does not learn (seed 1: 12.4 %), so the median of three
+    seeds is judged: 24.7, 12.4 and 23.8 % on an Intel Xeon with 1 torch thread (24.7, 12.4 and
+    24.0 % with 2; seed 0 gave 24.1 % on an AMD EPYC)."""
+    top1 = [microtask(resolve("lowformer-b0"), GeneratedTask(), MicroTaskSettings(seed=seed)).top1
+            for seed in (0, 1, 2)]
+    assert np.median(top1) > 18.0, top1
 
 
 def test_scaled_config_keeps_the_topology():
