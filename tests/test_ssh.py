@@ -119,6 +119,7 @@ def test_cli_measure_over_ssh(setup, sshd_server: SSHServer, tmp_path: Path, cap
 
     database, spec, target, remote = setup
     argv = ["measure", "--device", "loopback", "--sampler", "file", "--file", spec.file, "--time-limit", "0.1",
+            "--allow-busy", "--busy-cores", "1000",  # as TIMED: the remote runner's guard neither waits nor flags
             "--ssh", sshd_server.target, "--port", str(sshd_server.port), "--identity", str(sshd_server.identity),
             "--remote-python", sys.executable, "--known-hosts", str(sshd_server.known_hosts),
             "--remote-dir", str(remote), "--db", database.url, "--json"]
