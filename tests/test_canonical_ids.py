@@ -10,12 +10,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from explorer.architectures import FLAT_SPACES, NAMED_ARCHITECTURES, config_from_dict
 from search_spaces.base import KnobError, arch_id
 from search_spaces.fmvit import FMViTConfig
 from search_spaces.lowformer.config import STAGE3_DEFAULT, LowFormerConfig
 from search_spaces.sampling import FlatSpace
+
+#: the revision of the migration that made stored ids canonical
+CANONICAL_IDS = "0005"
 
 #: ids from before configs were canonical: presets (with unused knobs among them: E1 and the
 #: attention-removed ablation have stages without attention, original-mhsa a kernel at stride 1)
@@ -208,3 +213,66 @@ def test_a_line_written_before_canonical_ids_still_reads():
     assert config_from_dict({"arch_id": arch_id(no_stage3), **knobs}) == no_stage3
     with pytest.raises(KnobError, match="arch_id"):
         config_from_dict({"arch_id": "0123456789abcdef", **knobs})
+
+
+def test_the_migration_merges_stored_twins_and_loses_no_row(tmp_path):
+    """Twins stored under several ids (stage 3 without blocks, with mhsa or no attention; stage 4
+    without blocks, twice) move to their canonical id, whether stored or not; every measurement,
+    score, result and training id follows."""
+    from alembic.script import ScriptDirectory
+
+    from explorer.db.database import _alembic_config, make_engine, upgrade
+    from explorer.db.models import AccuracyResult, Architecture, Device, Measurement, Predictor, ProxyScore
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, ScriptDirectory.from_config(_alembic_config()).get_revision(CANONICAL_IDS).down_revision)
+    no_stage3 = LowFormerConfig(depths=(0, 1, 1, 0, 2))
+    no_stage4 = LowFormerConfig(depths=(0, 1, 2, 3, 0))
+    stored = {
+        "a": _stored(no_stage3, stage3={"attention": "mhsa", "attention_stride": 1, "attention_kernel": 7}),
+        "b": _stored(no_stage3, stage3={"attention": "none", "compression": 1.0, "mlp": False}),
+        "c": _stored(no_stage3),
+        "e1": _stored(no_stage4, stage4={"attention": "rlmhsa", "compression": 1.0}),
+        "e2": _stored(no_stage4, stage4={"head_dim": 64, "mlp_ratio": 2}),
+        "u": _stored(NAMED_ARCHITECTURES["lowformer-b1"].make(None)),
+    }
+    ids = {key: _old_id(knobs) for key, knobs in stored.items()}
+    assert len(set(ids.values())) == 6 and ids["c"] == arch_id(no_stage3) and ids["u"] == "174a74d8e6af19f5"
+    measured = ["a", "a", "b", "c", "e1", "e2", "e2", "u"]
+    with Session(engine) as session:
+        session.add(Device(name="board", backend="ort"))
+        session.add_all(Architecture(arch_id=ids[k], space="lowformer", config_json=knobs, resolution=224,
+                                     name="b1" if k == "u" else None) for k, knobs in stored.items())
+        session.flush()
+        session.add_all(Measurement(arch_id=ids[k], device="board", backend="ort", batch=1, resolution=224,
+                                    metric="latency_ms", value=float(i + 1)) for i, k in enumerate(measured))
+        session.add_all([ProxyScore(arch_id=ids["a"], score="synflow", version="1", resolution=224, value=1.0),
+                         ProxyScore(arch_id=ids["c"], score="synflow", version="1", resolution=224, value=1.0),
+                         ProxyScore(arch_id=ids["b"], score="params", version="1", resolution=224, value=2.0)])
+        session.add_all([AccuracyResult(arch_id=ids[k], dataset="imagenet", top1=top1, epochs=300, source="run",
+                                        provenance="trained") for k, top1 in (("a", 70.0), ("c", 71.0))])
+        session.add(Predictor(device="board", backend="ort", batch=1, kind="ridge", feature_version="v",
+                              model_format="json", model_blob="{}",
+                              training_arch_ids=[ids[k] for k in ("a", "b", "c", "u", "e1")],
+                              metrics={"points": {"arch_ids": [ids[k] for k in ("a", "b", "u")], "measured": [1, 2, 3]}}))
+        session.commit()
+    upgrade(engine)
+    canonical = {"c": ids["c"], "f": arch_id(no_stage4), "u": ids["u"]}
+    with Session(engine) as session:
+        archs = {row.arch_id: row for row in session.scalars(select(Architecture))}
+        assert set(archs) == set(canonical.values())
+        assert all(arch_id(config_from_dict(row.config_json)) == key for key, row in archs.items())
+        assert archs[ids["u"]].name == "b1"
+        rows = sorted(session.scalars(select(Measurement)), key=lambda m: m.value)
+        assert [m.value for m in rows] == [float(i + 1) for i in range(len(measured))]
+        twin_of = {"a": "c", "b": "c", "c": "c", "e1": "f", "e2": "f", "u": "u"}
+        assert [m.arch_id for m in rows] == [canonical[twin_of[k]] for k in measured]
+        scores = {(s.arch_id, s.score) for s in session.scalars(select(ProxyScore))}
+        assert scores == {(ids["c"], "synflow"), (ids["c"], "params")}
+        results = {(r.arch_id, r.top1, r.source) for r in session.scalars(select(AccuracyResult))}
+        assert results == {(ids["c"], 71.0, "run"), (ids["c"], 70.0, f"run (stored as architecture {ids['a']})")}
+        predictor = session.scalars(select(Predictor)).one()
+        assert predictor.training_arch_ids == [ids["c"], ids["u"], canonical["f"]]
+        assert predictor.metrics["points"] == {"arch_ids": [ids["c"], ids["c"], ids["u"]], "measured": [1, 2, 3]}
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
