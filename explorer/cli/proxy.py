@@ -180,6 +180,13 @@ def _report(args: argparse.Namespace) -> int:
             table.add_row(family, str(row["n"]), f"{row['mae']:.2f}", f"{row['bias']:+.2f}",
                           _signed(row["kendall_tau"] if row["n"] > 2 else None), f"{row['interval_covers']:.0%}")
         console.print(table)
+        table = Table(title="surrogate, leave-the-smallest-k-out (fitted without the k results of fewest MACs)")
+        for column in ("k", "left out (top-1 -> held-out mean)", "MAE", "bias", "~90 % coverage"):
+            table.add_column(column)
+        for k, row in report.surrogate["leave_smallest_out"].items():
+            names = ", ".join(f"{r['name']} {r['top1']:.1f} -> {r['mean']:.1f}" for r in row["results"])
+            table.add_row(k, names, f"{row['mae']:.2f}", f"{row['bias']:+.2f}", f"{row['interval_covers']:.0%}")
+        console.print(table)
     for finding in report.findings:
         console.print(f"- {finding}", highlight=False)
     console.print(f"default accuracy objective: [bold]{report.default}[/bold] ({report.default_reason})", highlight=False)

@@ -468,7 +468,7 @@ def _suggest(args: argparse.Namespace) -> int:
     from explorer.db import open_database, resolve_device
     from explorer.export import ExportItem, export_many
     from explorer.search import check_space, load_latency_model, parse_budget
-    from explorer.search.suggest import candidate_pool, suggest_batch
+    from explorer.search.suggest import candidate_pool, keep_suggestions, suggest_batch
     from predictors.results import load_surrogate, mean_by_architecture, surrogate_training_results
 
     budget = parse_budget(args.budget)
@@ -483,6 +483,7 @@ def _suggest(args: argparse.Namespace) -> int:
     known, top1, _ = mean_by_architecture(surrogate_training_results(db))
     pool = candidate_pool(args.space, known, args.pool, args.seed, args.resolution)
     picks = suggest_batch(pool, surrogate, latency, budget, args.n, known, top1)
+    keep_suggestions(db, picks)
     rows = [p.to_dict() for p in picks]
     exported = []
     if args.to and picks:
@@ -500,7 +501,8 @@ def _suggest(args: argparse.Namespace) -> int:
     for path in exported:
         console.print(f"exported {path}", highlight=False)
     if rows:
-        console.print("Train them, then `explorer results import RESULTS.csv` updates the surrogate and the front.")
+        console.print("Train them, then `explorer results import RESULTS.csv` (rows arch_id,dataset,top1 with the ids "
+                      "above; docs/results.md) updates the surrogate and the front.", highlight=False)
     return 0
 
 

@@ -136,7 +136,6 @@ def upsert_architecture(session: Session, config: ArchConfig, name: str | None =
     return session.get(Architecture, key)
 
 
-_INSERTS_ON_CONFLICT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 def resolve_stored(database: Database, spec, resolution: int | None = None) -> ArchConfig:
     """:func:`explorer.architectures.resolve`, and an arch id of ``database``'s architectures
     table: what imports, campaigns and ``explorer suggest`` stored, so an id the tool printed
@@ -155,6 +154,8 @@ def resolve_stored(database: Database, spec, resolution: int | None = None) -> A
         config = config_from_dict(row.config_json)
     return config if resolution is None else config.with_resolution(resolution)
 
+
+_INSERTS_ON_CONFLICT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 def _fill_counts(row: Architecture, config: ArchConfig) -> None:
@@ -226,8 +227,8 @@ __all__ = [
     "ok_measurements",
     "open_database",
     "resolve_device",
-    "upsert_architecture",
     "resolve_stored",
+    "upsert_architecture",
     "user_data_dir",
     "user_db_path",
 ]
