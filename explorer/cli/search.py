@@ -183,6 +183,7 @@ def _search(args: argparse.Namespace) -> int:
         search_report,
         start_study,
     )
+    from explorer.search.shortlist import dominating_reference
     from explorer.search.study import EVIDENCE_ATTR
     from explorer.space import reference_within_budget
 
@@ -215,6 +216,8 @@ def _search(args: argparse.Namespace) -> int:
               "study_rescored": {"trials": rescored[0].trials, "changed": rescored[0].changed,
                                  "message": rescored[0].describe()} if rescored else None,
               "reference_networks": reference_within_budget(db, device, budget)}
+    for entry in report["shortlist"]:
+        entry["dominated_by"] = dominating_reference(entry, report["reference_networks"]["within_budget"])
     if not args.no_dashboard:
         path = args.dashboard or str(Path(DASHBOARD_DIR) / f"{study.study_name}.html")
         report["dashboard"] = str(write_html(search_dashboard(study_dashboard(db, study, evaluator, top=args.top)),
@@ -224,6 +227,14 @@ def _search(args: argparse.Namespace) -> int:
         return 0
     _print_report(report)
     _print_reference_networks(report["reference_networks"])
+    for entry in report["shortlist"]:
+        other = entry["dominated_by"]
+        if other:
+            console.print(f"Trial {entry['trial']} is dominated by {other['name']}: measured {other['latency_ms']:.2f} "
+                          f"ms (trial: {other['entry_latency_ms']:.2f} ms predicted), published top-1 "
+                          f"{other['top1']:.2f} % above the trial's pessimistic "
+                          f"{other['entry_pessimistic_top1']:.2f} %.",
+                          highlight=False)
     return 0
 
 

@@ -178,6 +178,26 @@ def frontier_positions(macs: Sequence[int], means: Sequence[float | None]) -> li
     return out
 
 
+def dominating_reference(entry: dict, measured: Sequence[dict]) -> dict | None:
+    """The measured reference network (``explorer.space.reference_within_budget`` rows) that beats
+    a shortlist entry on both axes, or None: measured latency at most the entry's predicted median,
+    and a published top-1 above the entry's pessimistic bound (the low end of the surrogate's
+    ~90 % interval). Only ImageNet-1k-only, undistilled figures count: a distilled or pre-trained
+    network's top-1 is not what training the entry's way would give it. Of several, the most
+    accurate."""
+    accuracy = entry.get("accuracy") or {}
+    if not accuracy.get("interval_90"):
+        return None
+    low = accuracy["interval_90"][0]
+    beaten = [r for r in measured if r.get("top1") is not None and not r.get("distilled") and not r.get("extra_data")
+              and r["latency_ms"] <= entry["latency_ms"] and r["top1"] > low]
+    if not beaten:
+        return None
+    best = max(beaten, key=lambda r: r["top1"])
+    return {"name": best["name"], "latency_ms": best["latency_ms"], "top1": best["top1"],
+            "entry_pessimistic_top1": round(low, 2), "entry_latency_ms": round(entry["latency_ms"], 3)}
+
+
 def _rows(candidates: Sequence[Candidate], evaluator: Evaluator) -> list[dict]:
     describe = getattr(evaluator.objective, "describe", None)
     views = describe([c.config for c in candidates]) if describe is not None else [None] * len(candidates)
