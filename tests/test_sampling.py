@@ -65,7 +65,8 @@ def test_mutate_changes_the_requested_number_of_knobs():
             changed[n_knobs].append(sum(before[k] != after[k] for k in KNOBS))
     assert min(changed[1]) >= 1
     assert np.median(changed[1]) == 1  # the knob itself, plus the knobs it makes unused (a stage's)
-    assert np.mean(changed[3]) > np.mean(changed[1]) + 1
+    # three draws move clearly more (a draw can land on a knob another draw made unused, so fewer than 3)
+    assert np.mean(changed[3]) > np.mean(changed[1]) + 0.5
 
 
 def test_neighbours_are_distinct_and_one_step_away():

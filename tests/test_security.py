@@ -33,7 +33,7 @@ from reliability_support import (
 
 SMALL = resolve("lowformer-b0", resolution=64)
 #: directories that are not the project's own code
-SKIPPED_DIRS = {".venv", ".git", "build", "dist", "node_modules", "__pycache__", ".hypothesis"}
+SKIPPED_DIRS = {".venv", ".venv-reference", "out", ".git", "build", "dist", "node_modules", "__pycache__", ".hypothesis"}
 
 
 # -- no pickles ---------------------------------------------------------------------------------
