@@ -73,6 +73,18 @@ def published_db(published_template, tmp_path) -> str:
     return str(tmp_path / "m.db")
 
 
+@pytest.fixture(scope="module")
+def shipped_db_env(tmp_path_factory) -> dict[str, str]:
+    """The environment that points the CLI at a copy of the shipped database (opening may
+    migrate it: never the shipped file itself)."""
+    shipped = Path(__file__).resolve().parents[1] / "measurements.db"
+    if not shipped.exists():
+        pytest.skip("needs the shipped measurements.db")
+    copy = tmp_path_factory.mktemp("shipped") / "measurements.db"
+    shutil.copyfile(shipped, copy)
+    return {**os.environ, "EXPLORER_DB": str(copy)}
+
+
 @pytest.fixture
 def fed_load(monkeypatch) -> Callable[[float], None]:
     """``fed_load(cores)``: the quiet-machine guard reads ``cores`` cores used by other processes

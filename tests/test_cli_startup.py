@@ -4,7 +4,6 @@ its options when used (``explorer.cli.common.DeferredParser``)."""
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,24 +11,14 @@ import pytest
 from explorer.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_DB = ROOT / "measurements.db"
 _spec = importlib.util.spec_from_file_location("cli_startup", ROOT / "benchmarks" / "cli_startup.py")
 cli_startup = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cli_startup)
 
 
-@pytest.fixture(scope="module")
-def db_env(tmp_path_factory):
-    if not SHIPPED_DB.exists():
-        pytest.skip("needs the shipped measurements.db")
-    copy = tmp_path_factory.mktemp("startup") / "measurements.db"  # opening may migrate: never the shipped file
-    shutil.copyfile(SHIPPED_DB, copy)
-    return cli_startup.database_env(copy)
-
-
 @pytest.mark.parametrize("command", cli_startup.LIGHT_COMMANDS, ids=" ".join)
-def test_light_commands_do_not_import_torch(command, db_env):
-    heavy = cli_startup.imported_heavy_modules(command, db_env)
+def test_light_commands_do_not_import_torch(command, shipped_db_env):
+    heavy = cli_startup.imported_heavy_modules(command, shipped_db_env)
     assert "torch" not in heavy
     if command == ("--help",):
         assert heavy == []

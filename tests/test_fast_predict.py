@@ -6,7 +6,6 @@ a process that has them loaded makes."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_DB = ROOT / "measurements.db"
 #: modules a prediction must not load (``scipy.sparse`` is what the features are made of)
 HEAVY = {"torch", "explorer.measure.backends", "sklearn", "scipy.stats", "scipy.optimize"}
 # Runs ``code`` in a fresh interpreter after importing ``first`` (a process that already has them),
@@ -37,17 +35,6 @@ def _run(code: str, first: tuple[str, ...] = (), env: dict[str, str] | None = No
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def db_env(tmp_path_factory):
-    if not SHIPPED_DB.exists():
-        pytest.skip("needs the shipped measurements.db")
-    copy = tmp_path_factory.mktemp("predict") / "measurements.db"  # opening may migrate: never the shipped file
-    shutil.copyfile(SHIPPED_DB, copy)
-    import os
-
-    return {**os.environ, "EXPLORER_DB": str(copy)}
-
-
 def test_importing_the_predictors_loads_no_heavy_library():
     loaded = set(_run("import predictors.store")["modules"])
     assert {"predictors.store", "predictors.latency"} <= loaded
@@ -57,11 +44,11 @@ def test_importing_the_predictors_loads_no_heavy_library():
 PREDICT = "from explorer.cli import main\nassert main(['predict', '--device', 'raspi5', 'lowformer-b1', '--json']) == 0"
 
 
-def test_predict_loads_no_heavy_library_and_predicts_as_with_them(db_env):
-    light = _run(PREDICT, env=db_env)
+def test_predict_loads_no_heavy_library_and_predicts_as_with_them(shipped_db_env):
+    light = _run(PREDICT, env=shipped_db_env)
     assert HEAVY & set(light["modules"]) == set()
     assert "xgboost" in light["modules"]  # the transfer's source is a boosted model: it was used
-    heavy = _run(PREDICT, first=("sklearn.base", "scipy.stats", "xgboost"), env=db_env)
+    heavy = _run(PREDICT, first=("sklearn.base", "scipy.stats", "xgboost"), env=shipped_db_env)
     assert json.loads(light["out"])["latency_ms"] == json.loads(heavy["out"])["latency_ms"] > 0
 
 
