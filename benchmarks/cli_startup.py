@@ -69,8 +69,11 @@ def run_times(command: tuple[str, ...], env: dict[str, str]) -> tuple[float, flo
 
 
 def database_env(db_copy: Path) -> dict[str, str]:
-    """The environment that points the CLI at ``db_copy``."""
-    return {**os.environ, "EXPLORER_DB": str(db_copy)}
+    """The environment that points the CLI at ``db_copy``, with Python's bytecode caches on as an
+    installed package has them (the first run of each command, the import probe, writes them)."""
+    env = {**os.environ, "EXPLORER_DB": str(db_copy)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,11 +6,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explorer.architectures import NAMED_ARCHITECTURES, flat_space, name_of, resolve
-from explorer.db import Database, resolve_stored
 from search_spaces.base import ArchConfig, KnobError, arch_id
+
+if TYPE_CHECKING:  # listing and sampling the spaces opens no database: SQLAlchemy loads where one is used
+    from explorer.db import Database
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,12 @@ def describe(spec: str | Path | ArchConfig, resolution: int | None = None,
              database: Database | None = None) -> dict[str, Any]:
     """Stage table, per-stage params/MACs and op-class breakdown of one architecture (``spec`` may
     be an arch id of ``database``)."""
-    config = resolve(spec, resolution) if database is None else resolve_stored(database, spec, resolution)
+    if database is None:
+        config = resolve(spec, resolution)
+    else:
+        from explorer.db import resolve_stored
+
+        config = resolve_stored(database, spec, resolution)
     name = spec if isinstance(spec, str) and spec in NAMED_ARCHITECTURES else name_of(config)
     table = config.op_table()
     stages = []

@@ -46,10 +46,13 @@ def calibration_design(X: np.ndarray, sources: Mapping[str, SourceModel]) -> np.
 
 
 def choose_calibration_points(X: np.ndarray, sources: Mapping[str, SourceModel], n: int,
-                              measured: np.ndarray | None = None) -> np.ndarray:
+                              measured: np.ndarray | None = None, strata: Sequence[str] | None = None,
+                              quotas: Mapping[str, int] | None = None) -> np.ndarray:
     """Indices of the ``n`` rows of candidate features ``X`` to measure (see module docstring).
 
     measured: feature rows already measured on the device (they count as picked).
+    strata, quotas: each row's stratum (its family) and how many picks each stratum gets at most
+    (:func:`family_quotas`); the medoid objective still runs over every candidate.
     """
     if n < 1:
         raise ValueError(f"n must be a positive number of architectures; got {n}")
@@ -60,22 +63,45 @@ def choose_calibration_points(X: np.ndarray, sources: Mapping[str, SourceModel],
     distance = cdist(candidates, candidates)
     # each candidate's distance to its closest picked or measured architecture
     nearest = cdist(candidates, done).min(axis=1) if len(done) else np.full(len(X), np.inf)
+    left = None if quotas is None else dict(quotas)
+    strata = None if strata is None else np.asarray(strata, dtype=object)
     picked: list[int] = []
     for _ in range(n):
         total = np.minimum(distance, nearest).sum(axis=1)  # the summed distance after picking each row
         total[picked] = np.inf
+        if left is not None:
+            total[~np.isin(strata, [stratum for stratum, count in left.items() if count > 0])] = np.inf
+        if not np.isfinite(total).any():
+            break
         best = int(np.argmin(total))
         picked.append(best)
         nearest = np.minimum(nearest, distance[best])
+        if left is not None:
+            left[strata[best]] -= 1
     return np.asarray(picked)
+
+
+def family_quotas(n: int, families: Sequence[str], measured: Sequence[str] = ()) -> dict[str, int]:
+    """How many of ``n`` new calibration points each family gets: the family with the fewest
+    points so far (``measured``: the family of each point the device has) gets the next one. The
+    transfer fits an offset per family (:class:`~predictors.transfer.TransferCalibrator`), which a
+    family without a point cannot inform (``benchmarks/new_device.py``: the worst random draws
+    leave a family out, and PyTorch eager runs MCGA much faster than the sources say)."""
+    have = {family: sum(f == family for f in measured) for family in families}
+    quotas = dict.fromkeys(families, 0)
+    for _ in range(n):
+        family = min(families, key=lambda f: have[f] + quotas[f])
+        quotas[family] += 1
+    return quotas
 
 
 def calibration_sampler(request: SampleRequest) -> list[ArchConfig]:
     """The ``calibrate`` strategy of measurement campaigns (``explorer.measure.campaign`` sampler
-    interface): ``n`` of ``POOL_FACTOR * n`` random configs of the space (LowFormer by default),
-    chosen for a transfer from the stored predictors of the richly measured devices, counting
-    what the device has measured already."""
-    from explorer.architectures import flat_space
+    interface): ``n`` of ``POOL_FACTOR * n`` random configs of the space, or of every family in
+    equal shares (:func:`family_quotas`) when no space is given, chosen for a transfer from the
+    stored predictors of the richly measured devices, counting what the device has measured
+    already."""
+    from explorer.architectures import FAMILIES, family_of, flat_space
     from predictors.features import OpFeaturizer
     from predictors.latency import TrainingDataError
     from predictors.store import estimator_params, load_training_set, transfer_sources
@@ -90,11 +116,15 @@ def calibration_sampler(request: SampleRequest) -> list[ArchConfig]:
         except TrainingDataError:
             measured = ()
     known = set(measured)
-    pool = [c for c in flat_space(request.space or "lowformer").sample(
+    spaces = (request.space,) if request.space else FAMILIES
+    pool = [c for space in spaces for c in flat_space(space).sample(
         POOL_FACTOR * request.n, request.seed, resolution=request.resolution or 224) if c not in known]
+    families = [family_of(c.space) for c in pool]
+    quotas = family_quotas(request.n, spaces, [family_of(c.space) for c in measured]) if not request.space else None
     featurizer = OpFeaturizer()
     picked = choose_calibration_points(featurizer.transform(pool), sources, request.n,
-                                       measured=featurizer.transform(measured) if measured else None)
+                                       measured=featurizer.transform(measured) if measured else None,
+                                       strata=families, quotas=quotas)
     return [pool[i] for i in picked]
 
 

@@ -27,7 +27,15 @@ from explorer.db import (
     resolve_device,
     upsert_architecture,
 )
-from explorer.db.database import REPO_ROOT, SHIPPED_DB_PATH, current_revision, make_engine, upgrade, user_db_path
+from explorer.db.database import (
+    REPO_ROOT,
+    SCHEMA_REVISION,
+    SHIPPED_DB_PATH,
+    current_revision,
+    make_engine,
+    upgrade,
+    user_db_path,
+)
 from explorer.errors import UserError
 
 TABLES = {"devices", "architectures", "measurements", "predictors", "proxy_scores", "accuracy_results"}
@@ -43,6 +51,10 @@ def test_open_creates_every_table_at_the_head_revision(tmp_path):
     assert TABLES <= set(sa.inspect(database.engine).get_table_names())
     assert current_revision(database.engine) == head_revision()
     assert database.url == f"sqlite:///{tmp_path / 'm.db'}"
+
+
+def test_the_schema_revision_opened_without_alembic_is_the_newest_migration():
+    assert SCHEMA_REVISION == head_revision()
 
 
 def test_sqlite_uses_wal_and_a_busy_timeout(db):

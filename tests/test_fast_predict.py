@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: modules a prediction must not load (``scipy.sparse`` is what the features are made of)
-HEAVY = {"torch", "explorer.measure.backends", "sklearn", "scipy.stats", "scipy.optimize"}
+HEAVY = {"torch", "explorer.measure.backends", "sklearn", "scipy.stats", "scipy.optimize", "scipy.spatial", "alembic"}
 # Runs ``code`` in a fresh interpreter after importing ``first`` (a process that already has them),
 # then prints what it wrote and the modules loaded as the last line.
 _PROBE = """

@@ -295,6 +295,23 @@ def test_calibration_points_count_what_is_measured():
         choose_calibration_points(X, {"source": Oracle()}, 0)
 
 
+def test_calibration_points_give_every_family_its_share():
+    from predictors.calibration_points import choose_calibration_points, family_quotas
+
+    families = ("lowformer", "efficientvit", "fmvit", "mcga")
+    assert family_quotas(10, families) == {"lowformer": 3, "efficientvit": 3, "fmvit": 2, "mcga": 2}
+    # a family the device has measured already waits for the others
+    assert family_quotas(6, families, ["lowformer"] * 4 + ["mcga"]) == {"lowformer": 0, "efficientvit": 3,
+                                                                           "fmvit": 2, "mcga": 1}
+    _, X, _ = synthetic(80, seed=23)
+    strata = np.array(families)[np.arange(len(X)) % 4]
+    strata[:60] = "lowformer"  # a family the medoids alone would mostly pick from
+    quotas = family_quotas(6, families)
+    chosen = choose_calibration_points(X, {"source": Oracle()}, 6, strata=strata, quotas=quotas)
+    picked = dict(zip(*np.unique(strata[chosen], return_counts=True)))
+    assert picked == {family: count for family, count in quotas.items() if count}
+
+
 @pytest.mark.skipif(not SHIPPED_DB.exists(), reason="needs the shipped measurements.db")
 def test_a_users_board_with_a_dozen_measurements_is_served_by_the_transfer(tmp_path, capsys):
     """A board measured on 12 architectures (here: the development host's 2-thread ONNX Runtime

@@ -94,10 +94,11 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=None, help="number of architectures (all for presets/file)")
     parser.add_argument("--sampler", "--strategy", dest="sampler", default=None,
                         help=f"one of {', '.join(SAMPLERS)}, uncertainty, calibrate (architectures that represent "
-                             "the space for a transfer from the richly measured devices; default random, presets "
-                             "for --space reference)")
+                             "the space, or without --space every family in equal shares, for a transfer from the "
+                             "richly measured devices; default random, presets for --space reference)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--space", help="design space sampled by random/sobol (default lowformer) or whose "
+    parser.add_argument("--space", help="design space sampled by random/sobol (default lowformer), by calibrate "
+                                        "(default: all four families) or whose "
                                         f"presets --sampler presets measures (default all): {', '.join(FLAT_SPACES)}; "
                                         "reference: the published networks of timm (explorer space presets --space "
                                         "reference)")

@@ -16,11 +16,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +33,9 @@ HOME_ENV = "EXPLORER_HOME"
 USER_DB_NAME = "measurements.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATION_ATTEMPTS = 3
+#: The schema revision of this version: its newest migration's (a test holds them equal). A
+#: database stamped with it opens without importing Alembic, a sixth of a second of every command.
+SCHEMA_REVISION = "0005"
 
 
 def user_data_dir() -> Path:
@@ -102,29 +101,52 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _alembic_config() -> Config:
+def _alembic_config():
+    from alembic.config import Config  # Alembic loads only where a schema is checked or migrated
+
     config = Config()
     config.set_main_option("script_location", str(resources.files("explorer") / "migrations"))
     return config
 
 
+def _scripts():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config())
+
+
 def head_revision() -> str:
     """The newest schema revision shipped with this version of the package."""
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    return _scripts().get_current_head()
 
 
 def known_revisions() -> frozenset[str]:
     """Every schema revision this version of the package can read or upgrade from."""
-    return frozenset(script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions())
+    return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _stamped_revision(engine: Engine) -> str | None:
+    """The revision stamped in the database by one query; ``None`` where none can be read (no
+    table yet, not a database: :func:`_migrate` then says which)."""
+    try:
+        with engine.connect() as connection:
+            stamps = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return None
+    return stamps[0] if len(stamps) == 1 else None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply the migrations up to ``revision`` (tests use an older one to make old files)."""
+    from alembic import command
+
     config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -236,6 +258,18 @@ def open_database(url: str | os.PathLike[str] | None = None) -> Database:
     if user_database is not None:
         _prepare_user_database(user_database)
     engine = make_engine(database_url(url))
+    if _stamped_revision(engine) != SCHEMA_REVISION:
+        _migrate(engine)
+    if user_database is not None and user_database.exists():
+        _take_in_release(user_database)  # after the migrations: both now have this package's schema
+    database = Database(engine)
+    _seed_builtin_devices(database)
+    return database
+
+
+def _migrate(engine: Engine) -> None:
+    """Bring the database at ``engine`` to the head revision, or refuse it (not a database, or a
+    newer schema than this version reads) with nothing changed."""
     head = head_revision()
     for attempt in range(MIGRATION_ATTEMPTS):
         try:
@@ -258,8 +292,3 @@ def open_database(url: str | os.PathLike[str] | None = None) -> Database:
             if attempt == MIGRATION_ATTEMPTS - 1:
                 raise
             time.sleep(1.0)
-    if user_database is not None and user_database.exists():
-        _take_in_release(user_database)  # after the migrations: both now have this package's schema
-    database = Database(engine)
-    _seed_builtin_devices(database)
-    return database
