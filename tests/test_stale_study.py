@@ -4,13 +4,14 @@ re-scores the stored trials and says so, instead of mixing old scores with new o
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from explorer.cli import main
 from explorer.search import Rescore, SearchSettings, load_study, run_search
-from explorer.search.study import EVIDENCE_ATTR, evaluations
+from explorer.search.study import EVIDENCE_ATTR, evaluations, stale_changes
 
 
 class MacsLatency:
@@ -51,6 +52,9 @@ def test_a_resume_on_changed_evidence_rescores_every_stored_trial(tmp_path):
     first = run_search(settings(30), storage, models(1.0), on_rescore=told.append)
     numbers = [t.number for t in first.trials]
     assert not told and first.user_attrs[EVIDENCE_ATTR]["accuracy_evidence"] == "factor 1.0"
+    assert stale_changes(first, VersionedScore(1.0)) == {}  # what dashboard, verify and export check
+    assert stale_changes(first, VersionedScore(2.0)) == {"accuracy_evidence": ("factor 1.0", "factor 2.0")}
+    assert stale_changes(first, _Unversioned()) == {}
     stale = scores_by_arch(first)
 
     study = run_search(settings(40), storage, models(2.0), on_rescore=told.append)
@@ -106,11 +110,20 @@ def test_search_after_an_import_says_it_rescored_and_scores_as_a_fresh_study(pub
 
     with db.session() as session:  # a result of a resolution nobody published
         store_result(session, resolve("lowformer-b1", 160), IMAGENET, 76.0, 300, "my-training", IMPORTED)
+    # what only reads the stored study says that its scores are stale, and changes nothing
+    page = Path(published_db).with_name("stale.html")
+    assert main(["dashboard", "--study", before["study"], "-o", str(page), "--db", published_db]) == 0
+    warning = capsys.readouterr().err
+    assert f"study {before['study']!r} was scored on other evidence" in warning and "accuracy_evidence" in warning
+    assert "explorer search" in warning and page.exists()
+    assert load_study(before["storage"], before["study"]).user_attrs[EVIDENCE_ATTR] == before["score_evidence"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     after = json.loads(captured.out)
     assert after["study_rescored"]["trials"] == 30 and "accuracy_evidence" in after["study_rescored"]["changed"]
     assert "re-scored" in captured.err and after["trials"] == 30
+    assert main(["dashboard", "--study", before["study"], "-o", str(page), "--db", published_db]) == 0
+    assert "stale" not in capsys.readouterr().err  # re-scored: current again
     assert after["score_evidence"]["accuracy_evidence"] != before["score_evidence"]["accuracy_evidence"]
 
     assert main([*argv, "--study", "fresh"]) == 0  # the same seed and trials on the new evidence

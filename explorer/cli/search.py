@@ -403,10 +403,21 @@ def _dashboard(args: argparse.Namespace) -> int:
         path = render_heatmaps(summarize_study("fused-mbconv", args.device, db), args.output)
     else:
         study = load_study(_storage(args), args.study)
+        _warn_if_stale(db, study)
         evaluator = study_evaluator(db, study)
         path = write_html(search_dashboard(study_dashboard(db, study, evaluator, top=args.top)), args.output)
     console.print(f"Dashboard: {Path(path).resolve()}", highlight=False)
     return 0
+
+
+def _warn_if_stale(db, study) -> str | None:
+    """Say on stderr that a stored study's scores are stale (a search re-scores it); the message."""
+    from explorer.search import stale_study_message
+
+    message = stale_study_message(db, study)
+    if message is not None:
+        errors.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
+    return message
 
 
 # -- verify ---------------------------------------------------------------------------------------
@@ -420,6 +431,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     db = open_database(args.db)
     study = load_study(_storage(args), args.study)
+    stale = _warn_if_stale(db, study)
     transport = None
     if args.ssh:
         from explorer.remote import SSHTarget, SSHTransport
@@ -427,7 +439,7 @@ def _verify(args: argparse.Namespace) -> int:
         transport = SSHTransport(SSHTarget.parse(args.ssh, port=args.ssh_port), args.device)
     report = verify_shortlist(db, study, args.device, top=args.top, transport=transport, bundle_dir=args.bundle,
                               protocol=ProtocolSettings(**guard_settings(args)), show_progress=not args.json)
-    data = report.to_dict()
+    data = report.to_dict() | {"study_stale": stale}
     if args.json:
         print_json(data)
         return 0
@@ -548,6 +560,10 @@ def _export(args: argparse.Namespace) -> int:
     from explorer.export.sources import export_items
 
     db = open_database(args.db)
+    if args.study:
+        from explorer.search import load_study
+
+        _warn_if_stale(db, load_study(_storage(args), args.study))
     items = export_items(db, _storage(args) if args.study or args.arch else None, study=args.study,
                          trials=args.trial, shortlist_top=args.top if args.shortlist else None,
                          arch_ids=args.arch, names=args.names, devices=args.device, form=args.form)

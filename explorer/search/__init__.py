@@ -55,7 +55,13 @@ import optuna
 
 from explorer.search.budget import BudgetError, parse_budget
 from explorer.search.journal import default_storage_url, open_storage
-from explorer.search.models import ModelSource, ScoreObjective, load_latency_model, study_evaluator
+from explorer.search.models import (
+    ModelSource,
+    ScoreObjective,
+    load_latency_model,
+    stale_study_message,
+    study_evaluator,
+)
 from explorer.search.shortlist import DEFAULT_TOP, pareto_front, search_report, shortlist
 from explorer.search.space import ALL, DEFAULT_SPACE, check_space, space_names, trial_config
 from explorer.search.study import (
@@ -163,6 +169,7 @@ __all__ = [
     "search_report",
     "shortlist",
     "space_names",
+    "stale_study_message",
     "start_study",
     "study_evaluator",
     "trial_config",

@@ -10,7 +10,8 @@ from functools import cached_property
 import numpy as np
 
 from explorer.db import Database, UnknownDeviceError, open_database, resolve_device
-from explorer.search.study import Evaluator, SearchSetupError
+from explorer.errors import UserError
+from explorer.search.study import Evaluator, SearchSetupError, describe_changes, stale_changes
 from search_spaces.base import ArchConfig
 
 
@@ -85,6 +86,23 @@ class ModelSource:
     def __call__(self):
         db = open_database(self.db_url)
         return load_latency_model(db, self.device), ScoreObjective(db, self.objective)
+
+
+def stale_study_message(db: Database, study) -> str | None:
+    """One line saying that ``study``'s stored scores rest on other evidence than its score has now
+    (:func:`explorer.search.study.stale_changes`), and how to re-score it; ``None`` when current."""
+    objective = study.user_attrs.get("objective")
+    if not objective:
+        return None
+    try:
+        changed = stale_changes(study, ScoreObjective(db, objective))
+    except UserError as err:  # a score this version no longer knows
+        changed = {"objective": (objective, str(err))}
+    if not changed:
+        return None
+    return (f"study {study.study_name!r} was scored on other evidence than its score rests on now "
+            f"({describe_changes(changed)}): its scores and shortlist are stale; run `explorer search` with its "
+            "options again to re-score it")
 
 
 def study_evaluator(db: Database, study) -> Evaluator:

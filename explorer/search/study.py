@@ -243,9 +243,13 @@ class Rescore:
     changed: dict[str, tuple[str | None, str | None]]
 
     def describe(self) -> str:
-        parts = ", ".join(f"{key} {_short(old)} -> {_short(new)}" for key, (old, new) in self.changed.items())
-        return (f"study {self.study!r} was scored on other evidence ({parts}); its {self.trials} stored trials were "
-                "re-scored, so resumed and new trials are compared on the same scores")
+        return (f"study {self.study!r} was scored on other evidence ({describe_changes(self.changed)}); its "
+                f"{self.trials} stored trials were re-scored, so resumed and new trials are compared on the same scores")
+
+
+def describe_changes(changed: dict[str, tuple[str | None, str | None]]) -> str:
+    """``changed`` (see :func:`evidence_changes`) as "part stored -> now, ..."."""
+    return ", ".join(f"{key} {_short(old)} -> {_short(new)}" for key, (old, new) in changed.items())
 
 
 def _short(value: str | None) -> str:
@@ -258,6 +262,15 @@ def evidence_changes(stored: dict | None, current: dict) -> dict[str, tuple[str 
         return {"evidence": (None, "recorded now")}
     return {key: (stored.get(key), current.get(key)) for key in sorted({*stored, *current})
             if stored.get(key) != current.get(key)}
+
+
+def stale_changes(study: optuna.Study, objective: Objective) -> dict[str, tuple[str | None, str | None]]:
+    """What changed in the evidence ``objective`` rests on since ``study`` was scored (empty: its
+    scores are current; an objective that names no evidence never makes a study stale). Only a
+    search re-scores a study (:func:`start_study`); what only reads one (dashboard, verify,
+    export) says so with this."""
+    evidence = getattr(objective, "evidence", None)
+    return {} if evidence is None else evidence_changes(study.user_attrs.get(EVIDENCE_ATTR), evidence)
 
 
 def rescore_study(storage_url: str, study: optuna.Study, settings: SearchSettings, evaluator: Evaluator,
@@ -298,9 +311,7 @@ def start_study(storage_url: str, settings: SearchSettings, evaluator: Evaluator
     check_models(evaluator, settings)
     evidence = getattr(evaluator.objective, "evidence", None)
     study = open_study(storage_url, settings, evaluator.latency.name, evaluator.objective.label, evidence)
-    if evidence is None:
-        return study
-    changed = evidence_changes(study.user_attrs.get(EVIDENCE_ATTR), evidence)
+    changed = stale_changes(study, evaluator.objective)
     if not changed:
         return study
     if not study.trials:  # nothing scored yet
