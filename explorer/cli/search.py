@@ -167,7 +167,6 @@ def _progress() -> Progress:
 def _search(args: argparse.Namespace) -> int:
     import optuna
 
-    from explorer.dashboard import search_dashboard, study_dashboard, write_html
     from explorer.db import database_url, open_database, resolve_device
     from explorer.search import (
         Evaluator,
@@ -219,6 +218,8 @@ def _search(args: argparse.Namespace) -> int:
     for entry in report["shortlist"]:
         entry["dominated_by"] = dominating_reference(entry, report["reference_networks"]["within_budget"])
     if not args.no_dashboard:
+        from explorer.dashboard import search_dashboard, study_dashboard, write_html  # Plotly: only to draw
+
         path = args.dashboard or str(Path(DASHBOARD_DIR) / f"{study.study_name}.html")
         report["dashboard"] = str(write_html(search_dashboard(study_dashboard(db, study, evaluator, top=args.top)),
                                              path))
