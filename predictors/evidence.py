@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from explorer.db.database import user_cache_dir
 from predictors import surrogate as surrogate_module
+from predictors.disk_cache import cache_path, read_text, write_text
 from predictors.reference import reference_digest
 from search_spaces.base import ArchConfig
 
@@ -47,24 +46,13 @@ def _remember(key: str, text: str) -> None:
 
 
 def _read(path: Path) -> str | None:
+    text = read_text(path)
     try:
-        text = path.read_text()
-        surrogate_module.AccuracySurrogate.from_json(text)
+        if text is not None:
+            surrogate_module.AccuracySurrogate.from_json(text)
         return text
-    except (OSError, ValueError, KeyError, TypeError):  # absent, or written by another version: refit
+    except (ValueError, KeyError, TypeError):  # written by another version: refit
         return None
-
-
-def _write(path: Path, text: str) -> None:
-    """Atomically, so that a concurrent reader sees the old file or the new one; a cache that
-    cannot be written only costs the next command a fit."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        scratch.write_text(text)
-        os.replace(scratch, path)
-    except OSError:
-        pass
 
 
 def cached_fit(configs: Sequence[ArchConfig], top1: Sequence[float], variant: str | None, labels: Sequence[str],
@@ -72,12 +60,12 @@ def cached_fit(configs: Sequence[ArchConfig], top1: Sequence[float], variant: st
     """:func:`predictors.surrogate.fit_surrogate`, from the cache when the same evidence was
     fitted before (by any process); otherwise fitted now, with a line on stderr saying so."""
     key = hashlib.sha256(f"{evidence_digest_of(arch_ids, top1, labels)}|{variant}".encode()).hexdigest()[:32]
-    path = user_cache_dir() / CACHE_SUBDIR / f"{key}.json"
+    path = cache_path(CACHE_SUBDIR, key)
     text = _memo.get(key) or _read(path)
     if text is None:
         Console(stderr=True).print(f"fitting the accuracy surrogate on {len(top1)} results (first use after a "
                                    "change) ...", highlight=False, soft_wrap=True)
         text = surrogate_module.fit_surrogate(configs, top1, variant, labels=labels).to_json()
-        _write(path, text)
+        write_text(path, text)
     _remember(key, text)
     return surrogate_module.AccuracySurrogate.from_json(text)

@@ -71,6 +71,31 @@ def test_size_rank_places_every_family_in_one_population():
     assert scores["efficientvit-b0"] < size_rank(resolve("lowformer-b3"))
 
 
+def test_size_rank_reference_population_is_cached_on_disk_under_the_spaces_sources(tmp_path, monkeypatch):
+    import explorer.architectures
+    from predictors.proxies import size
+
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path))
+    cached = tmp_path / "cache" / "size-rank"
+    size._reference_counts.cache_clear()
+    computed = size._reference_counts(96)
+    [stored] = cached.glob("*.json")
+    spaces = explorer.architectures.FLAT_SPACES
+    with monkeypatch.context() as patch:  # no sampler at hand: what comes back is read from the file
+        patch.setattr(explorer.architectures, "FLAT_SPACES", {})
+        size._reference_counts.cache_clear()
+        assert all(np.array_equal(a, b) for a, b in zip(computed, size._reference_counts(96)))
+    assert explorer.architectures.FLAT_SPACES is spaces
+    stored.write_text("{not json")  # a damaged file is computed again and replaced
+    size._reference_counts.cache_clear()
+    assert all(np.array_equal(a, b) for a, b in zip(computed, size._reference_counts(96)))
+    monkeypatch.setattr("predictors.disk_cache.source_digest", lambda directory: "changed sources")
+    size._reference_counts.cache_clear()
+    size._reference_counts(96)
+    assert len(list(cached.glob("*.json"))) == 2  # changed spaces' code: another key, computed anew
+    size._reference_counts.cache_clear()
+
+
 def test_size_rank_names_the_alternatives_outside_the_design_spaces():
     toy = resolve("toy-conv-1")
     with pytest.raises(SizeRankError, match="'params' or 'macs'"):

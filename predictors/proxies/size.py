@@ -2,7 +2,8 @@
 
 They are the bar every other accuracy score must clear: on public benchmarks, zero-cost proxies
 computed on synthetic inputs rarely rank trained networks better than the parameter count.
-No model is built, so each costs microseconds.
+No model is built, so each costs microseconds (``size-rank`` once its reference population is
+computed or read from the cache).
 
 ``size-rank`` is the rank sum of params and MACs, made computable for one architecture on its own:
 each count is placed in a fixed reference population (``REFERENCE_SIZE`` configs, an equal share
@@ -14,7 +15,9 @@ reference population does (bump ``SIZE_RANK_VERSION`` then).
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -41,13 +44,30 @@ def macs(config: ArchConfig) -> float:
 
 @lru_cache(maxsize=8)
 def _reference_counts(resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted params and MACs of the reference population at ``resolution`` (pure, memoised)."""
-    from explorer.architectures import FAMILIES, FLAT_SPACES
+    """Sorted params and MACs of the reference population at ``resolution`` (pure, memoised in
+    the process and on disk: its 512 op tables take about 0.7 s per resolution, paid by every
+    search start that ranks published results at four resolutions). The disk key names the
+    design spaces' sources, so a changed sampler or op table computes them again."""
+    import json
 
+    import search_spaces
+    from explorer.architectures import FAMILIES, FLAT_SPACES
+    from predictors.disk_cache import cache_path, read_text, source_digest, write_text
+
+    spaces = Path(search_spaces.__file__).parent
+    key = f"{SIZE_RANK_VERSION}|{resolution}|{source_digest(spaces)}"
+    path = cache_path("size-rank", hashlib.sha256(key.encode()).hexdigest()[:32])
+    try:
+        stored = json.loads(read_text(path) or "null")
+        return np.array(stored["params"], dtype=float), np.array(stored["macs"], dtype=float)
+    except (ValueError, KeyError, TypeError):  # absent or damaged: compute
+        pass
     share = REFERENCE_SIZE // len(FAMILIES)
     tables = [c.op_table() for family in FAMILIES
               for c in FLAT_SPACES[family].sample(share, REFERENCE_SEED, resolution=resolution)]
-    return (np.sort([float(t.params) for t in tables]), np.sort([float(t.macs) for t in tables]))
+    counts = (np.sort([float(t.params) for t in tables]), np.sort([float(t.macs) for t in tables]))
+    write_text(path, json.dumps({"params": counts[0].tolist(), "macs": counts[1].tolist()}))
+    return counts
 
 
 def _mid_rank(sorted_values: np.ndarray, value: float) -> float:
