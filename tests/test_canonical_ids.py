@@ -121,6 +121,32 @@ def test_fmvit_unused_knobs_give_one_id_and_one_model():
     assert arch_id(train[0]) != arch_id(train[1])  # there they build branches
 
 
+def test_efficientvit_seed_multipliers_that_build_the_same_widths_give_one_id():
+    """Widths are rounded to multiples of 8: nearby multipliers build one network, which keeps
+    the sampled multiplier, else the smallest multiple of 0.0001 that builds it."""
+    from search_spaces.efficientvit.config import SEED_WIDTH_MULTS, WIDTH_MULT_RANGE, EfficientViTSeedConfig
+
+    by_network: dict[tuple, set[str]] = {}
+    for value in np.random.default_rng(5).uniform(*WIDTH_MULT_RANGE, 400):
+        config = EfficientViTSeedConfig(width_mult=float(value), resolution=96)
+        by_network.setdefault((config.widths, config.head_widths), set()).add(arch_id(config))
+    assert len(by_network) < 400 and all(len(ids) == 1 for ids in by_network.values())
+    assert all(EfficientViTSeedConfig(width_mult=m).width_mult == m for m in SEED_WIDTH_MULTS)
+    assert EfficientViTSeedConfig(width_mult=1.0004) == EfficientViTSeedConfig(width_mult=1.0)
+    twins = [EfficientViTSeedConfig(width_mult=m, resolution=96) for m in (1.0049, 1.0036)]
+    assert twins[0] == twins[1] and _model_shapes(twins[0]) == _model_shapes(twins[1])
+    assert twins[0].width_mult == config_from_dict(twins[0].to_dict() | {"space": twins[0].space}).width_mult
+
+
+def test_attention_stack_kernel_without_reduction_gives_one_id_and_one_model():
+    from search_spaces.toys.attention_stack import ATTENTION_KERNELS, AttentionStackConfig
+
+    plain = [AttentionStackConfig(attention_stride=1, attention_kernel=k, resolution=16) for k in ATTENTION_KERNELS]
+    assert len({arch_id(c) for c in plain}) == 1 and len({_model_shapes(c) for c in plain}) == 1
+    reduced = [AttentionStackConfig(attention_stride=2, attention_kernel=k, resolution=16) for k in ATTENTION_KERNELS]
+    assert len({arch_id(c) for c in reduced}) == len(ATTENTION_KERNELS)  # there the kernel builds the reduction
+
+
 @pytest.mark.parametrize("space", sorted(FLAT_SPACES))
 def test_a_knob_that_leaves_the_op_table_keeps_the_id(space):
     """The rule checked against the op table, not against a list of unused knobs: any single

@@ -10,10 +10,11 @@ has one config and one architecture id.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from search_spaces.base import KnobError, check_choice, check_int, check_int_tuple
+from search_spaces.base import KnobError, check_choice, check_int, check_int_tuple, first_equivalent
 from search_spaces.blocks.config import ConfigMixin
 from search_spaces.efficientvit import rules
 
@@ -30,6 +31,10 @@ RESOLUTION_RANGE = (32, 1024)
 
 SEED_DEPTH_RANGES = ((1, 8), (1, 8), (0, 16), (0, 16))
 WIDTH_MULT_RANGE = (0.75, 1.5)
+#: the multipliers the seed space samples (each builds other widths), the canonical ones
+SEED_WIDTH_MULTS = (0.75, 1.0, 1.1, 1.2, 1.35, 1.5)
+#: the grid of canonical multipliers outside those
+WIDTH_MULT_STEP = 0.0001
 ATTENTION_RATIOS = (1, 2)
 EXPANSION_BASES = ("output", "input")
 
@@ -51,7 +56,34 @@ def _check_width_mult(value: Any) -> float:
     low, high = WIDTH_MULT_RANGE
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         raise KnobError("width_mult", value, f"a number in [{low}, {high}]")
-    return float(value)
+    return _canonical_width_mult(float(value))
+
+
+def _width_effect(width_mult: float) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return rules.seed_widths(width_mult), rules.seed_head_widths(width_mult)
+
+
+def _canonical_width_mult(value: float) -> float:
+    """One multiplier per network: widths are rounded to multiples of 8, so nearby multipliers
+    build the same one. The sampled multiplier that builds it, else the smallest multiple of
+    ``WIDTH_MULT_STEP`` that does (widths never shrink as the multiplier grows, so those that
+    build it form one run, found by bisection), else ``value`` itself."""
+    target = _width_effect(value)
+    sampled = first_equivalent(value, SEED_WIDTH_MULTS, _width_effect)
+    if sampled in SEED_WIDTH_MULTS:
+        return sampled
+    low = math.ceil(WIDTH_MULT_RANGE[0] / WIDTH_MULT_STEP)
+    around = (math.ceil(value / WIDTH_MULT_STEP), math.floor(value / WIDTH_MULT_STEP))
+    high = next((i for i in around if low <= i and _width_effect(round(i * WIDTH_MULT_STEP, 4)) == target), None)
+    if high is None:  # no multiple of the step builds it
+        return value
+    while low < high:
+        middle = (low + high) // 2
+        if _width_effect(round(middle * WIDTH_MULT_STEP, 4)) == target:
+            high = middle
+        else:
+            low = middle + 1
+    return round(low * WIDTH_MULT_STEP, 4)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from search_spaces.base import KnobError
-from search_spaces.efficientvit.config import EfficientViTConfig, EfficientViTSeedConfig
+from search_spaces.efficientvit.config import SEED_WIDTH_MULTS, EfficientViTConfig, EfficientViTSeedConfig
 from search_spaces.sampling import LITE_MLA_SCALES, FlatSpace
 
 #: scales knob value -> LiteMLA aggregation kernels
@@ -40,7 +40,7 @@ KNOBS: dict[str, tuple[Any, ...]] = {
 
 #: flat knob name -> allowed values of the seed-paper space
 SEED_KNOBS: dict[str, tuple[Any, ...]] = {
-    "width_mult": (0.75, 1.0, 1.1, 1.2, 1.35, 1.5),
+    "width_mult": SEED_WIDTH_MULTS,
     "depth1": (1, 2, 3),
     "depth2": (1, 2, 3, 4),
     "depth3": (0, 1, 2, 3, 4, 5, 6, 8),

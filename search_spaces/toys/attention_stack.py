@@ -69,7 +69,7 @@ class AttentionStackConfig(ConfigMixin):
     channels: C, 8 to 1024 (the study uses 128). layers: 1 to 32 (the study uses 4).
     compression: m, q, k and v have C*m channels: 1, 1/2 (``chcompr``) or 1/4.
     attention_stride: 1, or 2 (``convlow``) or 4: resolution reduction around the attention.
-    attention_kernel: kernel of the reducing depthwise conv, 3, 5 or 7.
+    attention_kernel: kernel of the reducing depthwise conv, 3, 5 or 7 (3 without reduction: unused).
     head_dim: channels per head, 8 to 128; must divide C*m.
     resolution: feature-map side R, 1 to 1024.
     """
@@ -92,6 +92,8 @@ class AttentionStackConfig(ConfigMixin):
         check_choice("attention_kernel", self.attention_kernel, ATTENTION_KERNELS)
         check_int("head_dim", self.head_dim, *HEAD_DIM_RANGE)
         check_int("resolution", self.resolution, *RESOLUTION_RANGE)
+        if self.attention_stride == 1:  # no reducing convolution: its kernel builds nothing
+            object.__setattr__(self, "attention_kernel", type(self).attention_kernel)
         inner = self.channels * self.compression
         if inner != int(inner) or int(inner) % self.head_dim:
             raise KnobError("head_dim", self.head_dim,
