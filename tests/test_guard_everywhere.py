@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -129,7 +130,8 @@ def test_verify_passes_the_guard_options_to_its_measurements(monkeypatch, tmp_pa
         raise SystemExit(0)  # what it measures is the campaign's business (the test above)
 
     open_database(tmp_path / "m.db").close()
-    monkeypatch.setattr(explorer.search, "load_study", lambda storage, name: None)
+    stored = SimpleNamespace(study_name="s", user_attrs={})  # a study that records no evidence
+    monkeypatch.setattr(explorer.search, "load_study", lambda storage, name: stored)
     monkeypatch.setattr(explorer.verify, "verify_shortlist", verify_shortlist)
     common = ["verify", "--study", "s", "--device", "local", "--db", str(tmp_path / "m.db"),
               "--storage", f"sqlite:///{tmp_path}/studies.db"]
