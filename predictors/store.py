@@ -67,6 +67,12 @@ TARGETS = ("absolute", "relative", "drift-corrected")
 #: enough that one slow reference run does not move a latency, narrow enough (a few minutes of a
 #: campaign) to follow the machine's slow drift
 DRIFT_WINDOW = 25
+#: fewer repeat pairs than this cannot rank the targets (a 10-point calibration campaign has the 2
+#: of its drift checks): then each median over its own reference timing (``relative``), which
+#: follows a machine whose speed changes within minutes. On a 2-vCPU VM whose speed moved by 40 %
+#: within a campaign, its repeat pairs differed by a median 6.4 %, drift-corrected ones by 17.8 %
+#: (42 pairs, ``benchmarks/new_host.py``); on a quiet machine it costs the reference's own noise.
+MIN_RANKING_PAIRS = 10
 _LIBRARIES = ("numpy", "scipy", "scikit-learn", "xgboost")
 
 
@@ -108,7 +114,8 @@ class TrainingSet:
     median itself), ``relative`` (its ratio to the reference model timed beside it, times
     ``reference_ms``) or ``drift-corrected`` (the median divided by the running median of the
     reference over the :data:`DRIFT_WINDOW` neighbouring measurements of its campaign, times
-    ``reference_ms``); the one whose repeat pairs agree best.
+    ``reference_ms``); the one whose repeat pairs agree best (``relative`` with too few of them
+    to tell, :data:`MIN_RANKING_PAIRS`).
     repeatability: agreement of repeated measurements of the same architectures, if any.
     exact: per architecture, False where the stored config only approximates the measured model.
     """
@@ -210,13 +217,18 @@ def repeatability(arch_ids: Sequence[str], latency_ms: np.ndarray) -> dict[str, 
 
 def _most_repeatable_target(rows: Sequence[Measurement]) -> tuple[str, np.ndarray, float | None, dict | None]:
     """(target, latencies, scale, repeatability) of the target whose repeat pairs agree best;
-    without repeats, the drift correction where every row has a reference timing."""
+    with fewer than :data:`MIN_RANKING_PAIRS` of them, ``relative`` where every row has a
+    reference timing."""
     candidates = TARGETS if all(m.relative_to_reference for m in rows) else ("absolute",)
     arch_ids = [m.arch_id for m in rows]
     best = None
     for target in candidates:
         latency, scale = target_latencies(rows, target)
         rep = repeatability(arch_ids, latency)
+        if "relative" in candidates and (rep is None or rep["pairs"] < MIN_RANKING_PAIRS):
+            if target == "relative":
+                return target, latency, scale, rep
+            continue
         rank = (rep["median_pair_deviation_pct"] if rep else 0.0, target != candidates[-1])
         if best is None or rank < best[0]:
             best = (rank, (target, latency, scale, rep))

@@ -326,6 +326,27 @@ def test_drift_correction_follows_slow_drift_and_ignores_one_slow_reference_run(
     assert abs(log_ratio[60] - np.median(log_ratio)) < 0.02
 
 
+def test_with_too_few_repeats_to_rank_the_targets_each_median_is_taken_over_its_own_reference(db):
+    """A 10-point campaign on a machine whose speed jumps between measurements. Its 2 drift-check
+    pairs happen to agree best as measured (both ran at the first one's speed), which says
+    nothing: too few pairs to rank the targets, so each median is taken over the reference timed
+    beside it, which follows every jump."""
+    from predictors.store import MIN_RANKING_PAIRS, load_training_set
+
+    configs, _, true_ms = synthetic(12, seed=12, noise=0.0)
+    rng = np.random.default_rng(1)
+    speed = np.exp(rng.uniform(-0.3, 0.3, 12))  # of the machine, per measurement
+    timing = np.exp(rng.normal(0, 0.01, 14))  # the reference's own noise
+    _timed_with_reference(db, configs, true_ms * speed, 5.0 * speed * timing[:12])
+    _timed_with_reference(db, configs[:2], true_ms[:2] * speed[:2], 5.0 * speed[:2] * timing[12:], campaign="check")
+    with db.session() as session:
+        data = load_training_set(session, "local")
+    assert data.repeatability["pairs"] < MIN_RANKING_PAIRS and data.target == "relative"
+    by_id = dict(zip(data.arch_ids, data.latency_ms))
+    log_ratio = np.log(np.array([by_id[c.arch_id] for c in configs]) / true_ms)
+    assert np.std(log_ratio) < 0.03 < np.std(np.log(speed))  # the jumps taken out, the reference's noise left
+
+
 def test_cli_kinds_are_the_library_kinds():
     from explorer.cli.predict import PREDICTOR_KINDS
     from predictors.latency import KINDS
