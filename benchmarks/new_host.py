@@ -11,14 +11,15 @@ a finished step is not repeated, and ``explorer measure`` skips what is stored):
    the stored predictor and, beside, by the shipped development profile used as is
    (``--shipped``, another host's CPU) and by MACs alone fitted on the K points; the predictions
    are written to ``--state`` before anything is measured,
-5. ``explorer measure --device NAME --strategy file`` of those architectures, then MAPE,
+5. ``explorer measure --device NAME --strategy file`` of those architectures (``--repeat``: twice,
+   the second campaign compared with the first), then MAPE,
    Spearman's rho and the coverage of the ~90 % intervals against the measured medians under
    each latency target: as measured, and over the reference model timed beside each (on a
    machine whose speed drifts, what a predictor can reach; :func:`predictors.store.target_latencies`).
 
 Timing rules apply: run it alone on the machine.
 
-    python benchmarks/new_host.py [--k 10] [--per-family 3] [--seed 90210] [--json]
+    python benchmarks/new_host.py [--k 10] [--per-family 3] [--seed 90210] [--repeat] [--json]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from explorer.db import open_database  # noqa: E402
 from predictors import load_predictor  # noqa: E402
 from predictors.features import OpFeaturizer  # noqa: E402
 from predictors.metrics import MacsBaseline  # noqa: E402
-from predictors.store import TARGETS, load_training_set, setup_rows, target_latencies  # noqa: E402
+from predictors.store import TARGETS, load_training_set, repeatability, setup_rows, target_latencies  # noqa: E402
 from search_spaces.base import arch_id  # noqa: E402
 
 SHIPPED_PROFILE = "dev-epyc-2c-ort"
@@ -80,23 +81,39 @@ def predictions(db_path: Path, device: str, configs: list, shipped: str) -> dict
     return out
 
 
-def measured(db_path: Path, device: str, fresh_campaign: str) -> dict[str, dict[str, float]]:
-    """Per architecture, its newest good (not busy) measurement on ``device`` under each latency
+def measured(db_path: Path, device: str, campaign: str) -> tuple[dict[str, dict[str, float]], dict[str, dict | None]]:
+    """Per architecture, its newest good (not busy) measurement of ``campaign`` under each latency
     target of :func:`predictors.store.target_latencies`: ``absolute`` as measured; ``relative``
     and ``drift-corrected`` over the reference model timed beside it (in its own run, or the
-    running median of its campaign's), in the reference scale of the calibration points. On a
-    machine whose speed drifts, the last two are what a predictor can reach."""
+    running median of its campaign's), in the reference scale of the calibration campaign. On a
+    machine whose speed drifts, the last two are what a predictor can reach. Beside, how the
+    device's repeated measurements agree under each target (:func:`predictors.store.repeatability`)."""
     db = open_database(db_path)
     with db.session() as session:
         history = setup_rows(session, load_training_set(session, device).setup)
-    calibration = [m for m in history if m.campaign != fresh_campaign]
+    calibration = [m for m in history if m.campaign.startswith("calibrate")]
     found: dict[str, dict[str, float]] = defaultdict(dict)
+    agreement = {}
     for target in TARGETS:
         latency, scale = target_latencies(history, target)
         factor = 1.0 if scale is None else target_latencies(calibration, target)[1] / scale
         for m, value in zip(history, latency):
-            found[m.arch_id][target] = float(value * factor)
-    return found
+            if m.campaign == campaign:
+                found[m.arch_id][target] = float(value * factor)
+        agreement[target] = repeatability([m.arch_id for m in history], latency)
+    return found, agreement
+
+
+def repeat_agreement(first: dict, second: dict, predicted: dict[str, float], target: str) -> dict[str, float]:
+    """The fresh architectures measured twice: how far the two measurements lie apart (MAPE of
+    the second against the first), and the predictor from each and from their mean, under ``target``."""
+    ids = [i for i in predicted if i in first and i in second]
+    a, b = (np.array([m[i][target] for i in ids]) for m in (first, second))
+    p = np.array([predicted[i] for i in ids])
+    mape = lambda truth, guess: float(100 * np.mean(np.abs(guess - truth) / truth))  # noqa: E731
+    return {"n": len(ids), "second_vs_first_pct": mape(a, b), "spearman_first_second": float(stats.spearmanr(a, b).statistic),
+            "predictor_vs_first_pct": mape(a, p), "predictor_vs_second_pct": mape(b, p),
+            "predictor_vs_mean_pct": mape((a + b) / 2, p)}
 
 
 def score(method: dict, truth: np.ndarray) -> dict:
@@ -129,18 +146,30 @@ def run(args: argparse.Namespace) -> dict:
     ids = [arch_id(config) for config in configs]
     listed = args.state.with_suffix(".configs.json")
     listed.write_text(json.dumps(state["configs"]))
-    explorer("measure", "--device", args.name, "--strategy", "file", "--file", str(listed),
-             "--campaign", f"fresh-seed{args.seed}", db=args.db)  # the campaign label measured() sets apart
-    campaign = f"fresh-seed{args.seed}"
-    found = measured(args.db, args.name, campaign)
+    campaigns = [f"fresh-seed{args.seed}"] + ([f"fresh-seed{args.seed}-repeat"] if args.repeat else [])
+    for campaign in campaigns:
+        # the repeat measures again what the first campaign stored (a finished repeat is not redone)
+        again = campaign != campaigns[0] and not set(ids) <= set(measured(args.db, args.name, campaign)[0])
+        explorer("measure", "--device", args.name, "--strategy", "file", "--file", str(listed),
+                 *(["--force"] if again else []), "--campaign", campaign, db=args.db)
+    found, agreement = measured(args.db, args.name, campaigns[0])
     keep = [i for i, identity in enumerate(ids) if identity in found]
+    predicted = state["predictions"]["predictor"]["median"]
     result = {"device": args.name, "k": args.k, "fresh": len(keep), "families": [configs[i].space for i in keep],
-              "fitted_target": load_predictor(open_database(args.db), args.name).metrics["target"]}
+              "fitted_target": load_predictor(open_database(args.db), args.name).metrics["target"],
+              "repeat_pairs": agreement,
+              "architectures": [{"space": configs[i].space, "arch_id": ids[i], "predicted_ms": predicted[i],
+                                 "measured_ms": found[ids[i]],
+                                 "error_pct": {t: 100 * (predicted[i] / v - 1) for t, v in found[ids[i]].items()}}
+                                for i in keep]}
     for target in TARGETS:
         truth = np.array([found[ids[i]][target] for i in keep])
         result[target] = {name: score({key: ([value[i] for i in keep] if isinstance(value, list) else value)
                                        for key, value in method.items()}, truth)
                           for name, method in state["predictions"].items()}
+    if args.repeat:
+        result["repeat"] = repeat_agreement(found, measured(args.db, args.name, campaigns[1])[0],
+                                            dict(zip(ids, predicted)), result["fitted_target"])
     state["result"] = result
     args.state.write_text(json.dumps(state, indent=1))
     return result
@@ -157,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-family", type=int, default=3, help="fresh architectures per family (default 3)")
     parser.add_argument("--seed", type=int, default=90210)
     parser.add_argument("--shipped", default=SHIPPED_PROFILE, help="the shipped profile set beside, used as is")
+    parser.add_argument("--repeat", action="store_true",
+                        help="measure the fresh architectures a second time and say how far the two lie apart")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)
     result = run(args)
@@ -164,6 +195,19 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=1))
         return 0
     print(f"{args.name}: {result['fresh']} fresh architectures, predictor from {args.k} calibration points")
+    print(" repeated measurements of the device, median pair deviation: " + ", ".join(
+        f"{target} {rep['median_pair_deviation_pct']:.1f} % ({rep['pairs']} pairs)"
+        for target, rep in result["repeat_pairs"].items() if rep))
+    if "repeat" in result:
+        r = result["repeat"]
+        print(f" measured twice ({result['fitted_target']}): {r['second_vs_first_pct']:.1f} % apart (Spearman "
+              f"{r['spearman_first_second']:.3f}); the predictor {r['predictor_vs_first_pct']:.1f} % from the first, "
+              f"{r['predictor_vs_second_pct']:.1f} % from the second, {r['predictor_vs_mean_pct']:.1f} % from their mean")
+    errors: dict[str, list[float]] = defaultdict(list)
+    for row in result["architectures"]:
+        errors[row["space"]].append(row["error_pct"][result["fitted_target"]])
+    print(f" predictor's error by family ({result['fitted_target']}): " + ", ".join(
+        f"{space} {min(values):+.0f} to {max(values):+.0f} %" for space, values in errors.items()))
     for target in TARGETS:
         fitted = " (the predictor's target)" if target == result["fitted_target"] else ""
         print(f" against the fresh medians, {target}{fitted}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from explorer.db.database import user_cache_dir
@@ -36,9 +37,10 @@ def write_text(path: Path, text: str) -> None:
         pass
 
 
+@lru_cache(maxsize=8)
 def source_digest(directory: Path) -> str:
     """SHA-256 of the Python sources under ``directory``: what a result computed by that code is
-    keyed by, so that a changed implementation never reads an old result."""
+    keyed by, so that a changed implementation never reads an old result (read once per process)."""
     digest = hashlib.sha256()
     for path in sorted(directory.rglob("*.py")):
         digest.update(path.relative_to(directory).as_posix().encode())

@@ -8,7 +8,7 @@ ids of the architectures it was trained on and the library versions that made it
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -70,8 +70,8 @@ DRIFT_WINDOW = 25
 #: fewer repeat pairs than this cannot rank the targets (a 10-point calibration campaign has the 2
 #: of its drift checks): then each median over its own reference timing (``relative``), which
 #: follows a machine whose speed changes within minutes. On a 2-vCPU VM whose speed moved by 40 %
-#: within a campaign, its repeat pairs differed by a median 6.4 %, drift-corrected ones by 17.8 %
-#: (42 pairs, ``benchmarks/new_host.py``); on a quiet machine it costs the reference's own noise.
+#: within a campaign, its repeat pairs differed by a median 5.4 %, drift-corrected ones by 13.5 %
+#: (162 pairs, ``benchmarks/new_host.py --repeat``); on a quiet machine it costs the reference's noise.
 MIN_RANKING_PAIRS = 10
 _LIBRARIES = ("numpy", "scipy", "scikit-learn", "xgboost")
 
@@ -221,14 +221,12 @@ def _most_repeatable_target(rows: Sequence[Measurement]) -> tuple[str, np.ndarra
     reference timing."""
     candidates = TARGETS if all(m.relative_to_reference for m in rows) else ("absolute",)
     arch_ids = [m.arch_id for m in rows]
+    if "relative" in candidates and sum(k * (k - 1) // 2 for k in Counter(arch_ids).values()) < MIN_RANKING_PAIRS:
+        candidates = ("relative",)
     best = None
     for target in candidates:
         latency, scale = target_latencies(rows, target)
         rep = repeatability(arch_ids, latency)
-        if "relative" in candidates and (rep is None or rep["pairs"] < MIN_RANKING_PAIRS):
-            if target == "relative":
-                return target, latency, scale, rep
-            continue
         rank = (rep["median_pair_deviation_pct"] if rep else 0.0, target != candidates[-1])
         if best is None or rank < best[0]:
             best = (rank, (target, latency, scale, rep))

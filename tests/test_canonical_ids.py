@@ -138,6 +138,20 @@ def test_efficientvit_seed_multipliers_that_build_the_same_widths_give_one_id():
     assert twins[0].width_mult == config_from_dict(twins[0].to_dict() | {"space": twins[0].space}).width_mult
 
 
+def test_every_architecture_of_the_shipped_database_is_stored_under_its_canonical_id():
+    """A change to what is canonical moves stored ids; it needs a migration like 0005."""
+    import sqlite3
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "measurements.db"
+    if not shipped.exists():
+        pytest.skip("needs the shipped measurements.db")
+    with sqlite3.connect(f"file:{shipped}?mode=ro", uri=True) as connection:
+        rows = connection.execute("SELECT arch_id, config_json FROM architectures WHERE space != 'reference'").fetchall()
+    moved = [key for key, knobs in rows if arch_id(config_from_dict(json.loads(knobs))) != key]
+    assert len(rows) > 2000 and moved == []
+
+
 def test_attention_stack_kernel_without_reduction_gives_one_id_and_one_model():
     from search_spaces.toys.attention_stack import ATTENTION_KERNELS, AttentionStackConfig
 

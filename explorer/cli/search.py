@@ -561,11 +561,13 @@ def _export(args: argparse.Namespace) -> int:
     from explorer.export.sources import export_items
 
     db = open_database(args.db)
+    study = None
     if args.study:
         from explorer.search import load_study
 
-        _warn_if_stale(db, load_study(_storage(args), args.study))
-    items = export_items(db, _storage(args) if args.study or args.arch else None, study=args.study,
+        study = load_study(_storage(args), args.study)
+        _warn_if_stale(db, study)
+    items = export_items(db, _storage(args) if args.study or args.arch else None, study=study,
                          trials=args.trial, shortlist_top=args.top if args.shortlist else None,
                          arch_ids=args.arch, names=args.names, devices=args.device, form=args.form)
     results = export_many(items, args.to)

@@ -116,16 +116,17 @@ def _in_form(spec: _Spec, form: str) -> _Spec:
     return dataclasses.replace(spec, label=label, config=config, source=f"{spec.source}, {form} form")
 
 
-def export_items(db: Database, storage_url: str | None, *, study: str | None = None, trials: Sequence[int] = (),
-                 shortlist_top: int | None = None, arch_ids: Sequence[str] = (), names: Sequence[str] = (),
-                 devices: Sequence[str] = (), form: str | None = None) -> list[ExportItem]:
+def export_items(db: Database, storage_url: str | None, *, study: str | optuna.Study | None = None,
+                 trials: Sequence[int] = (), shortlist_top: int | None = None, arch_ids: Sequence[str] = (),
+                 names: Sequence[str] = (), devices: Sequence[str] = (), form: str | None = None) -> list[ExportItem]:
     """Resolve every requested architecture (bad requests raise before anything is written), with
     its measured latencies, the search's prediction, predictions on ``devices`` and published figures.
 
+    ``study``: a stored study's name in ``storage_url``, or the study already loaded.
     ``form`` (FMViT only): ``train`` exports the training form, ``inference`` the fused form;
     ``None`` keeps each architecture's own form (presets and search trials are the inference form).
     """
-    loaded = load_study(storage_url, study) if study else None
+    loaded = load_study(storage_url, study) if isinstance(study, str) else study
     if (trials or shortlist_top) and loaded is None:
         raise UserError("--trial and --shortlist need --study NAME")
     specs = []

@@ -54,8 +54,7 @@ def _reference_counts(resolution: int) -> tuple[np.ndarray, np.ndarray]:
     from explorer.architectures import FAMILIES, FLAT_SPACES
     from predictors.disk_cache import cache_path, read_text, source_digest, write_text
 
-    spaces = Path(search_spaces.__file__).parent
-    key = f"{SIZE_RANK_VERSION}|{resolution}|{source_digest(spaces)}"
+    key = f"{SIZE_RANK_VERSION}|{resolution}|{source_digest(Path(search_spaces.__file__).parent)}"
     path = cache_path("size-rank", hashlib.sha256(key.encode()).hexdigest()[:32])
     try:
         stored = json.loads(read_text(path) or "null")
